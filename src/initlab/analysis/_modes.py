@@ -1,0 +1,81 @@
+"""Evaluation context shared by every analysis function.
+
+The functions never change the model's parameters, mode (train/eval) or buffers: they run
+under :func:`evaluation_mode`, which switches to ``eval()`` by default, refuses stochastic
+modules unless asked, snapshots the buffers (BatchNorm running statistics) and restores the
+per-module ``training`` flags and the buffers on exit.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+import torch
+from torch import nn
+
+Mode = Literal["eval", "train", "keep"]
+
+STOCHASTIC_MODULE_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+    nn.RReLU,
+)
+
+
+class StochasticModelError(RuntimeError):
+    """The model's forward pass is random (e.g. Dropout in train mode): curvature is undefined."""
+
+
+def active_stochastic_modules(model: nn.Module) -> list[str]:
+    """Names of modules that draw random numbers in their current mode (Dropout in train mode)."""
+    return [
+        name or type(module).__name__
+        for name, module in model.named_modules()
+        if isinstance(module, STOCHASTIC_MODULE_TYPES) and module.training
+    ]
+
+
+def model_mode(model: nn.Module) -> str:
+    """'train', 'eval' or 'mixed' (submodules disagree)."""
+    flags = {module.training for module in model.modules()}
+    if len(flags) > 1:
+        return "mixed"
+    return "train" if flags.pop() else "eval"
+
+
+@contextmanager
+def evaluation_mode(model: nn.Module, mode: Mode = "eval", allow_stochastic: bool = False) -> Iterator[str]:
+    """Run the body with ``model`` in ``mode``; restore every module's mode and all buffers after.
+
+    ``mode="eval"`` (default) evaluates the deterministic network; ``"train"`` switches to train
+    mode (BatchNorm uses batch statistics; its running statistics are restored afterwards);
+    ``"keep"`` leaves the current flags. Active stochastic modules raise
+    :class:`StochasticModelError` unless ``allow_stochastic``. Yields the mode evaluated in.
+    """
+    if mode not in ("eval", "train", "keep"):
+        raise ValueError(f"mode must be 'eval', 'train' or 'keep', got {mode!r}")
+    flags = [(module, module.training) for module in model.modules()]
+    buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+    try:
+        if mode == "eval":
+            model.eval()
+        elif mode == "train":
+            model.train()
+        stochastic = active_stochastic_modules(model)
+        if stochastic and not allow_stochastic:
+            raise StochasticModelError(
+                f"stochastic modules are active in {mode!r} mode: {stochastic}; the Hessian of a random "
+                "loss is undefined. Evaluate with mode='eval' (default) or pass allow_stochastic=True "
+                "(the dropout mask is then frozen at the single forward pass)."
+            )
+        yield model_mode(model)
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        for module, training in flags:
+            module.training = training

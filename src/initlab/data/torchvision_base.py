@@ -1,0 +1,94 @@
+"""Datasets read through torchvision's own classes and on-disk layout, downloaded only when missing."""
+
+import socket
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from initlab.data.base import TensorDataModule
+from initlab.data.errors import DatasetNotFoundError
+from initlab.data.splits import TensorSplit, holdout_split, take
+
+# Per socket operation, while downloading: an unreachable network fails in seconds, not minutes.
+DOWNLOAD_SOCKET_TIMEOUT_S = 10.0
+
+
+@contextmanager
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """Temporarily set the default socket timeout (torchvision's downloads set none)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+class TorchvisionDataModule(TensorDataModule):
+    """torchvision's train set minus a seeded ``val_size`` hold-out; test = torchvision's test set.
+
+    The files are looked for first; only when some are missing and ``download`` is true does
+    torchvision try to fetch them. Anything still missing raises one :class:`DatasetNotFoundError`.
+    """
+
+    def __init__(self, download: bool = True, val_size: int = 5_000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if val_size < 1:
+            raise ValueError(f"val_size must be >= 1, got {val_size}")
+        self.download, self.val_size = download, val_size
+
+    @property
+    @abstractmethod
+    def folder(self) -> Path:
+        """The folder that holds the dataset files in torchvision's layout."""
+
+    @abstractmethod
+    def missing_files(self) -> list[str]:
+        """Names of the expected files absent from :attr:`folder`."""
+
+    @abstractmethod
+    def dataset_class(self) -> type:
+        """The torchvision dataset class, imported lazily."""
+
+    @abstractmethod
+    def to_split(self, dataset: Any) -> TensorSplit:
+        """The whole torchvision dataset (``.data``, ``.targets``) as one tensor split in [0, 1]."""
+
+    def load_split(self, train: bool) -> TensorSplit:
+        """torchvision's train or test set, read from files already checked to be present."""
+        return self.to_split(self.dataset_class()(str(self.root), train=train, download=False))
+
+    @property
+    def cache_name(self) -> str:
+        return f"{super().cache_name}-val{self.val_size}"
+
+    def load_raw(self) -> dict[str, TensorSplit]:
+        self.ensure_files()
+        pool, test = self.load_split(train=True), self.load_split(train=False)
+        train, val = take(pool.x, pool.y, holdout_split(len(pool), (self.val_size,), self.seed))
+        return {"train": train, "val": val, "test": test}
+
+    def ensure_files(self) -> None:
+        """Return when every file is present; else download (if allowed) or raise."""
+        missing = self.missing_files()
+        if not missing:
+            return
+        if not self.download:
+            raise DatasetNotFoundError(self._not_found_message(missing, "download=false"))
+        try:
+            with socket_timeout(DOWNLOAD_SOCKET_TIMEOUT_S):
+                self.dataset_class()(str(self.root), train=True, download=True)
+        except (OSError, RuntimeError) as err:
+            message = self._not_found_message(missing, f"the download failed: {type(err).__name__}")
+            raise DatasetNotFoundError(message) from err
+        if still_missing := self.missing_files():
+            raise DatasetNotFoundError(self._not_found_message(still_missing, "the download did not provide them"))
+
+    def _not_found_message(self, missing: list[str], reason: str) -> str:
+        return (
+            f"{self.name}: dataset files not found in {self.folder} ({reason}). "
+            f"Put these files there: {', '.join(missing)}; "
+            f"or run with network access once (download=true)."
+        )

@@ -1,0 +1,1 @@
+"""Lightning side of initlab: the module, its callbacks and the run records."""

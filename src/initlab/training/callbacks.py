@@ -1,0 +1,70 @@
+"""Callbacks every run uses: divergence stop and the per-epoch history file."""
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch import Tensor
+
+
+class DivergenceMonitor(pl.Callback):
+    """Stop training cleanly when the loss is NaN/inf or blows up past ``max_loss_ratio`` x the first loss.
+
+    The step is kept in ``diverged_step`` so the run can be recorded as ``status: diverged``
+    (a sweep goes on with its other jobs).
+    """
+
+    def __init__(self, max_loss_ratio: float | None = 100.0, check_every_n_steps: int = 1) -> None:
+        if max_loss_ratio is not None and max_loss_ratio <= 1:
+            raise ValueError(f"callbacks.divergence.max_loss_ratio must be > 1 or null, got {max_loss_ratio}")
+        if check_every_n_steps < 1:
+            raise ValueError(f"callbacks.divergence.check_every_n_steps must be >= 1, got {check_every_n_steps}")
+        self.max_loss_ratio = max_loss_ratio
+        self.check_every_n_steps = check_every_n_steps
+        self.initial_loss: float | None = None
+        self.diverged_step: int | None = None
+        self.reason: str | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.check_every_n_steps:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
+        if self.initial_loss is None:
+            self.initial_loss = value
+        if not math.isfinite(value):
+            self.reason = f"non-finite loss {value}"
+        elif self.max_loss_ratio is not None and value > self.max_loss_ratio * max(self.initial_loss, 1e-12):
+            self.reason = f"loss {value:.4g} > {self.max_loss_ratio} x initial loss {self.initial_loss:.4g}"
+        if self.reason is not None:
+            self.diverged_step = trainer.global_step
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial_loss": self.initial_loss}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.initial_loss = state_dict.get("initial_loss")
+
+
+class EpochHistory(pl.Callback):
+    """Append one row of epoch-level metrics (train/val loss and accuracy, lr) to a CSV file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        row |= {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1}
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = not self.path.exists() or trainer.current_epoch == 0
+        with self.path.open("w" if new_file else "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row), extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)

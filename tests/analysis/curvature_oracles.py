@@ -1,0 +1,44 @@
+"""Tiny models and exact dense oracles shared by the analysis tests (float64).
+
+Imported as a plain module (``tests/analysis`` is on sys.path under pytest's default import mode).
+"""
+
+import torch
+from torch import Tensor, nn
+
+from initlab.models import mlp
+
+
+def tiny_mlp(activation: str, seed: int = 0, widths: tuple[int, ...] = (16, 16), scale: float = 1.0) -> nn.Sequential:
+    """8-16-16-4 MLP in float64; ``scale`` multiplies the default weights (large for the tanh H != GN test)."""
+    torch.manual_seed(seed)
+    model = mlp([8], 4, list(widths), activation).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale)
+    return model
+
+
+def classification_batch(n: int = 32, d: int = 8, classes: int = 4, seed: int = 1) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64), torch.randint(0, classes, (n,), generator=g)
+
+
+def flat_params(model: nn.Module, names: list[str]) -> Tensor:
+    params = dict(model.named_parameters())
+    return torch.cat([params[n].detach().reshape(-1) for n in names])
+
+
+def dense_hessian(model: nn.Module, loss_fn, inputs: Tensor, targets: Tensor, names: list[str] | None = None) -> Tensor:
+    """Oracle: torch.func.hessian of the loss as a function of the flattened parameters ``names``."""
+    params = dict(model.named_parameters())
+    names = names or list(params)
+    shapes = [params[n].shape for n in names]
+    sizes = [params[n].numel() for n in names]
+
+    def loss_of(flat: Tensor) -> Tensor:
+        chunks = torch.split(flat, sizes)
+        override = {n: c.reshape(s) for n, c, s in zip(names, chunks, shapes, strict=True)}
+        return loss_fn(torch.func.functional_call(model, {**params, **override}, (inputs,)), targets)
+
+    return torch.func.hessian(loss_of)(flat_params(model, names))
