@@ -41,7 +41,7 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python train.py ...`` (or ``-m module``) as a user would, outputs under ``cwd``."""
-    full_env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1"} | (env or {})
+    full_env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"} | {"WANDB_SILENT": "true"} | (env or {})
     command = [sys.executable, *args]
     if args and args[0].endswith(".py"):
         command = [sys.executable, str(PROJECT_ROOT / args[0]), *args[1:]]

@@ -128,7 +128,7 @@ def _check_target_node(path: str, node: DictConfig) -> list[str]:
 
 
 def _describe(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
 def validate_config(cfg: DictConfig, groups: Sequence[str] = NODE_GROUPS) -> None:
@@ -144,6 +144,7 @@ def validate_config(cfg: DictConfig, groups: Sequence[str] = NODE_GROUPS) -> Non
             value = OmegaConf.to_container(value)
         if value is not None and not rule(value):
             problems.append(f"{key}: got {value!r}, must be {allowed}")
+    problems += _shape_mismatches(cfg)
     for group in groups:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
@@ -152,5 +153,79 @@ def validate_config(cfg: DictConfig, groups: Sequence[str] = NODE_GROUPS) -> Non
                     target_node = target_node.copy()
                     target_node.lr = 1.0
                 problems += _check_target_node(path, target_node)
+    if not problems:
+        problems += _dry_build(cfg)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _shape_mismatches(cfg: DictConfig) -> list[str]:
+    """The model must be built for the dataset's input shape and class count."""
+    problems = []
+    for key in ("input_shape", "num_classes"):
+        model_value = OmegaConf.select(cfg, f"model.{key}", default=None)
+        data_value = OmegaConf.select(cfg, f"data.{key}", default=None)
+        if model_value is not None and data_value is not None and model_value != data_value:
+            problems.append(f"model.{key}: got {_plain(model_value)!r}, but data={_choice(cfg, 'data')} has {_plain(data_value)!r}")
+    return problems
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def _choice(cfg: DictConfig, group: str) -> str:
+    return str(OmegaConf.select(cfg, f"hydra.runtime.choices.{group}", default=group))
+
+
+def _dry_build(cfg: DictConfig) -> list[str]:
+    """Build model, init, optimizer and schedule once (no data): their constructors check values."""
+    from hydra.utils import instantiate
+
+    if not all(isinstance(cfg.get(g), DictConfig) for g in ("model", "init", "optim", "sched")):
+        return []
+    try:
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+        model_cfg.pop("compile", None)
+        model = instantiate(model_cfg)
+    except Exception as err:
+        return [f"model: {_reason(err)}"]
+    problems = []
+    try:
+        _apply_init_to_noise(instantiate(cfg.init), model, cfg)
+    except Exception as err:
+        problems.append(f"init: {_reason(err)}")
+    optim_cfg = cfg.optim.copy()
+    if optim_cfg.get("lr") == "auto":
+        optim_cfg.lr = 1.0
+    try:
+        optimizer = instantiate(optim_cfg)(model.parameters())
+        instantiate(cfg.sched)(optimizer, total_steps=100)
+    except Exception as err:
+        problems.append(f"optim/sched: {_reason(err)}")
+    return problems
+
+
+def _apply_init_to_noise(init: Callable[..., Any], model: Any, cfg: DictConfig) -> None:
+    """Run the init on a batch of noise: catches e.g. ``init.bias=output_marginals`` on a head without bias.
+
+    Data-aware schemes are only constructed here: their rescaling loops are real work.
+    """
+    import torch
+
+    from initlab.init import DATA_AWARE_INITS
+
+    if init.scheme in DATA_AWARE_INITS:
+        return
+
+    num_classes = int(cfg.data.num_classes)
+    inputs = torch.randn(16, *cfg.data.input_shape, generator=torch.Generator().manual_seed(0))
+    targets = torch.arange(16) % num_classes
+    init(model, batch=(inputs, targets), class_freqs=torch.full((num_classes,), 1.0 / num_classes))
+
+
+def _reason(err: Exception) -> str:
+    """The innermost message (Hydra wraps constructor errors in InstantiationException)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return f"{err}"

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from initlab.analysis._modes import Mode, evaluation_mode
+from initlab.analysis.lanczos import batched_lanczos
 from initlab.analysis.segments import layer_segments, segment_inputs
 
 Reduction = Literal["mean", "max", "none"]
@@ -57,7 +58,9 @@ def per_sample_spectral_norms(
 
     if method == "power":
         return _power_top_eigenvalue_sqrt(gram, start, iters, tol)
-    return _lanczos_top_eigenvalue_sqrt(gram, start, iters, tol)
+    tridiagonal = batched_lanczos(lambda q: gram(q.reshape(z.shape)).flatten(1), start.flatten(1), iters, tol)
+    top = torch.linalg.eigvalsh(tridiagonal.matrix())[:, -1].clamp_min(0)
+    return top.sqrt().to(z.dtype), tridiagonal.steps
 
 
 def _power_top_eigenvalue_sqrt(gram: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float) -> tuple[Tensor, int]:
@@ -74,46 +77,6 @@ def _power_top_eigenvalue_sqrt(gram: Callable[[Tensor], Tensor], v: Tensor, iter
         if step > 1 and bool((change <= tol).all()):
             return estimate, step
     return estimate, iters
-
-
-def _lanczos_top_eigenvalue_sqrt(
-    gram: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float, check_every: int = 4
-) -> tuple[Tensor, int]:
-    """Batched Lanczos (one Krylov space per sample) for the top eigenvalue of each PSD block."""
-    batch, dtype, device = v.shape[0], v.dtype, v.device
-    flat = v.flatten(1)
-    dim = flat.shape[1]
-    tiny, eps = torch.finfo(dtype).tiny, torch.finfo(dtype).eps
-    basis = torch.empty(batch, min(iters, dim, 16) + 1, dim, dtype=dtype, device=device)
-    basis[:, 0] = flat / torch.linalg.vector_norm(flat, dim=1, keepdim=True)
-    alphas = torch.zeros(batch, iters, dtype=torch.float64, device=device)
-    betas = torch.zeros(batch, iters, dtype=torch.float64, device=device)
-    top = torch.zeros(batch, dtype=torch.float64, device=device)
-    for step in range(1, iters + 1):
-        q = basis[:, step - 1]
-        w = gram(q.reshape(v.shape)).flatten(1)
-        alphas[:, step - 1] = (w * q).sum(dim=1)
-        krylov = basis[:, :step]
-        for _ in range(2):  # full reorthogonalization, "twice is enough"
-            w = w - torch.bmm(torch.bmm(krylov, w[:, :, None]).transpose(1, 2), krylov)[:, 0]
-        beta = torch.linalg.vector_norm(w, dim=1)
-        if step % check_every == 0 or step == iters or step == dim or bool((beta <= tiny).any()):
-            tridiagonal = torch.diag_embed(alphas[:, :step]) + torch.diag_embed(betas[:, : step - 1], 1)
-            ritz_values, ritz_vectors = torch.linalg.eigh(tridiagonal, UPLO="U")
-            top = ritz_values[:, -1].clamp_min(0)
-            scale = ritz_values.abs().amax(dim=1).clamp_min(tiny)
-            residual = beta.double() * ritz_vectors[:, -1, -1].abs()
-            # a breakdown (beta ~ 0) means the Krylov space is invariant: the Ritz values are exact
-            settled = (residual <= tol * scale) | (beta.double() <= 10 * eps * scale * step)
-            if bool(settled.all()) or step == dim:
-                return top.sqrt().to(dtype), step
-        betas[:, step - 1] = beta.double()
-        if step + 1 > basis.shape[1] - 1 and step < iters:
-            grown = torch.empty(batch, min(2 * basis.shape[1], iters + 1, dim + 1), dim, dtype=dtype, device=device)
-            grown[:, : basis.shape[1]] = basis
-            basis = grown
-        basis[:, step] = w / beta.clamp_min(tiny)[:, None]
-    return top.sqrt().to(dtype), iters
 
 
 def layer_jacobian_norms(

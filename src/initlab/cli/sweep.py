@@ -20,13 +20,17 @@ def sweep_statuses(sweep_dir: str | Path) -> Counter:
 
 
 class SweepSummary(Callback):
-    """Print ``done/diverged/failed`` counts; a sweep with failed jobs exits with that count (max 125)."""
+    """Aggregate the sweep (aggregate.md/csv), print status counts; a sweep with failed jobs exits with that count (max 125)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
         counts = sweep_statuses(sweep_dir)
+        if any(sweep_dir.rglob("metrics.json")):
+            from initlab.aggregate import aggregate
+
+            print(aggregate(sweep_dir)["markdown"], flush=True)
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         print(f"sweep {sweep_dir}: {summary}", flush=True)
         if counts["failed"]:

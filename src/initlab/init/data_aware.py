@@ -48,7 +48,7 @@ def _rescale_layerwise(model: nn.Module, inputs: Tensor, measure: Measure, expon
 
 
 def jacobian_calibrate(
-    model: nn.Module, batch: Batch, *, tol: float = 0.01, max_rescales: int = 10, power_iters: int = 100, power_tol: float = 1e-5
+    model: nn.Module, batch: Batch, *, tol: float = 0.01, max_rescales: int = 10, power_iters: int = 100, power_tol: float = 1e-4
 ) -> None:
     """Rescale every layer so that its mean per-sample ||J^(k)||_2 on the batch is 1 (paper Corollary 1).
 

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -183,3 +184,7 @@ SCHEDULES: dict[str, Callable[..., LambdaLR]] = {
     "exponential": exponential,
     "cosine": cosine,
 }
+
+# The factor objects end up in checkpoints (LambdaLR.state_dict keeps a callable object's
+# __dict__, and WarmedUp holds its inner factor): allow them for ``torch.load(weights_only=True)``.
+torch.serialization.add_safe_globals([Constant, LinearDecay, InverseTime, StepDecay, Exponential, Cosine, WarmedUp])

@@ -68,3 +68,20 @@ class EpochHistory(pl.Callback):
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
+
+
+class InterruptCheckpoint(pl.Callback):
+    """On Ctrl-C or SIGTERM, save ``interrupted.ckpt`` (mid-epoch state) before the process exits.
+
+    ``ckpt_path=last`` resumes from ``last.ckpt``, written at every epoch end, which gives the
+    same final metrics as an uninterrupted run; ``interrupted.ckpt`` keeps the partial epoch.
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            trainer.save_checkpoint(self.dirpath / "interrupted.ckpt")

@@ -88,6 +88,8 @@ def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str,
     import torch
     from hydra.utils import instantiate
 
+    from pytorch_lightning.utilities import rank_zero_only
+
     from initlab.init import init_report
     from initlab.training.callbacks import DivergenceMonitor
     from initlab.training.module import ClassifierModule
@@ -104,7 +106,8 @@ def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str,
     init_batch = datamodule.sample_batch(cfg.init_batch_size, seed=cfg.seed)
     instantiate(cfg.init)(model, batch=init_batch, class_freqs=datamodule.class_frequencies())
     report = init_report(model)
-    write_json(output_dir / "init.json", report)
+    if rank_zero_only.rank == 0:
+        write_json(output_dir / "init.json", report)
     for row in report:
         log.info("init %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
@@ -130,7 +133,7 @@ def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str,
         if "lr_auto" in extra:
             lg.log_metrics({f"lr_auto/{k}": v for k, v in extra["lr_auto"].items()}, step=0)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     monitor = next((c for c in callbacks if isinstance(c, DivergenceMonitor)), None)
     status = "diverged" if monitor is not None and monitor.diverged_step is not None else "done"
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -162,6 +165,10 @@ def run_training(cfg: DictConfig) -> float | None:
     try:
         validate_config(cfg)
         record = fit(cfg, output_dir, runtime)
+    except (KeyboardInterrupt, SystemExit) as err:
+        reason = f"interrupted ({type(err).__name__}); resume with ckpt_path=last hydra.run.dir={output_dir}"
+        write_json(output_dir / "metrics.json", metrics_record("failed", {}, error=reason) | facts)
+        raise
     except Exception as err:
         record = metrics_record("failed", {}, error=f"{type(err).__name__}: {err}")
         write_json(output_dir / "metrics.json", record | facts | {"wall_s": time.perf_counter() - start})

@@ -1,0 +1,98 @@
+"""Aggregate a sweep: ``python -m initlab.aggregate <multirun dir> [--metric val/acc]``.
+
+Reads every ``metrics.json`` below the directory and writes ``aggregate.csv`` (one row per run)
+and ``aggregate.md`` (mean +- std over seeds per configuration, status counts, best configuration).
+"""
+
+import argparse
+import csv
+import json
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+IGNORED_OVERRIDE_PREFIXES = ("seed=", "paths.", "hydra.", "logger", "callbacks")
+METRIC_COLUMNS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
+
+
+def collect_runs(root: Path) -> list[dict[str, Any]]:
+    """One flat row per run: its dir, configuration (overrides without the seed), seed, status, metrics."""
+    rows = []
+    for path in sorted(root.rglob("metrics.json")):
+        record = json.loads(path.read_text())
+        overrides = [o for o in record.get("overrides", []) if not o.startswith(IGNORED_OVERRIDE_PREFIXES)]
+        row = {"run": str(path.parent.relative_to(root)), "config": " ".join(overrides) or "defaults",
+               "seed": record.get("seed"), "status": record.get("status", "failed")}
+        for column in METRIC_COLUMNS:
+            stage, name = column.split("/")
+            value = record.get(stage, {}).get(name)
+            row[column] = value if isinstance(value, (int, float)) else None
+        rows.append(row)
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Mean, std and count of every metric per configuration, over its finished runs (seeds)."""
+    by_config: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_config[row["config"]].append(row)
+    summary = []
+    for config, runs in by_config.items():
+        done = [r for r in runs if r["status"] == "done"]
+        entry: dict[str, Any] = {"config": config, "runs": len(runs), "done": len(done)}
+        for column in METRIC_COLUMNS:
+            values = [r[column] for r in done if r[column] is not None]
+            entry[column] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0) if values else None
+        summary.append(entry)
+    sign = -1.0 if metric.endswith("acc") else 1.0
+    return sorted(summary, key=lambda e: (e[metric] is None, sign * e[metric][0] if e[metric] else 0.0))
+
+
+def render_markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]], metric: str) -> str:
+    statuses = Counter(r["status"] for r in rows)
+    lines = [f"# Sweep summary ({len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ")", ""]
+    if summary and summary[0][metric] is not None:
+        mean, std = summary[0][metric]
+        lines += [f"Best configuration by {metric}: `{summary[0]['config']}` ({mean:.4f} +- {std:.4f})", ""]
+    lines += ["| configuration | done/runs | " + " | ".join(METRIC_COLUMNS) + " |", "|---|---|" + "---|" * len(METRIC_COLUMNS)]
+    for entry in summary:
+        cells = ["-" if entry[c] is None else f"{entry[c][0]:.4f} +- {entry[c][1]:.4f}" for c in METRIC_COLUMNS]
+        lines.append(f"| `{entry['config']}` | {entry['done']}/{entry['runs']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate(root: str | Path, metric: str = "val/acc") -> dict[str, Any]:
+    """Write ``aggregate.csv`` and ``aggregate.md`` into ``root``; returns the summary."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such sweep directory: {root}")
+    if metric not in METRIC_COLUMNS:
+        raise ValueError(f"metric must be one of {METRIC_COLUMNS}, got {metric!r}")
+    rows = collect_runs(root)
+    if not rows:
+        raise FileNotFoundError(f"no metrics.json below {root}")
+    with (root / "aggregate.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarize(rows, metric)
+    markdown = render_markdown(rows, summary, metric)
+    (root / "aggregate.md").write_text(markdown)
+    return {"rows": rows, "summary": summary, "markdown": markdown, "statuses": dict(Counter(r["status"] for r in rows))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m initlab.aggregate", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (or any folder of runs)")
+    parser.add_argument("--metric", default="val/acc", choices=METRIC_COLUMNS, help="metric that picks the best configuration")
+    args = parser.parse_args(argv)
+    try:
+        result = aggregate(args.sweep_dir, args.metric)
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(2, f"initlab.aggregate: {err}\n")
+    print(result["markdown"], end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""Extreme eigenvalues of curvature operators: Lanczos (ARPACK ``eigsh``) and the power baseline.
+
+The paper's step-size rule gamma* = 1/||H|| (and the edge of stability 2/lambda_max for
+gradient descent on the quadratic model) needs lambda_max of the Hessian; ``eigsh`` on the
+matrix-free operator reaches it in a few dozen Hessian-vector products where PyHessian's power
+iteration needs several times more on clustered spectra.
+"""
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+from torch import Tensor, nn
+
+from initlab.analysis._modes import Mode
+from initlab.analysis.operators import CurvatureOperator, GaussNewtonOperator, HessianOperator, LossFn, ParamSpec
+
+Which = Literal["LA", "SA", "both"]
+
+
+@dataclass
+class EigenResult:
+    """Extreme eigenvalues with their certificates and the settings that change the answer.
+
+    ``top`` is descending, ``bottom`` ascending; ``*_residuals`` are ||M v - lambda v|| / |lambda|
+    per eigenpair (recomputed with fresh products); ``n_products`` counts the solver's products
+    (Hessian- or GGN-vector), ``n_products_total`` adds the residual checks; eigenvectors are
+    columns [dim, k] when requested. ``history`` holds the power iteration's running estimates.
+    """
+
+    top: list[float]
+    bottom: list[float]
+    top_residuals: list[float]
+    bottom_residuals: list[float]
+    n_products: int
+    n_products_total: int
+    converged: bool
+    settings: dict[str, object]
+    top_eigenvectors: Tensor | None = None
+    bottom_eigenvectors: Tensor | None = None
+    history: list[float] = field(default_factory=list)
+
+    @property
+    def lambda_max(self) -> float:
+        return self.top[0]
+
+    @property
+    def lambda_min(self) -> float:
+        return self.bottom[0]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-serializable record (no eigenvectors, no history)."""
+        return {
+            "top": self.top,
+            "bottom": self.bottom,
+            "top_residuals": self.top_residuals,
+            "bottom_residuals": self.bottom_residuals,
+            "n_products": self.n_products,
+            "n_products_total": self.n_products_total,
+            "converged": self.converged,
+            "settings": self.settings,
+        }
+
+
+def _start_vector(operator: CurvatureOperator, v0: Tensor | np.ndarray | None, seed: int) -> np.ndarray:
+    if v0 is not None:
+        start = torch.as_tensor(v0).detach().reshape(-1).double().cpu().numpy()
+        if start.shape[0] != operator.dim:
+            raise ValueError(f"v0 has length {start.shape[0]}, operator dimension is {operator.dim}")
+        return start
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(operator.dim, generator=generator, dtype=torch.float64).numpy()
+
+
+def _residuals(operator: CurvatureOperator, values: np.ndarray, vectors: np.ndarray) -> list[float]:
+    if len(values) == 0:
+        return []
+    basis = torch.as_tensor(vectors, device=operator.device)
+    product = operator.matmat(basis.to(operator.dtype)).double()
+    lam = torch.as_tensor(values, device=operator.device)
+    residual = torch.linalg.vector_norm(product - basis * lam, dim=0) / lam.abs().clamp_min(1e-300)
+    return residual.cpu().tolist()
+
+
+def lanczos_eigenvalues(
+    operator: CurvatureOperator,
+    k: int = 1,
+    which: Which = "LA",
+    tol: float = 1e-4,
+    v0: Tensor | np.ndarray | None = None,
+    return_eigenvectors: bool = False,
+    seed: int = 0,
+    ncv: int | None = None,
+    maxiter: int | None = None,
+) -> EigenResult:
+    """Top-k ("LA"), bottom-k ("SA") or both ("both": one run of ARPACK's "BE" with 2k values)
+    eigenvalues of a symmetric operator by implicitly restarted Lanczos (``scipy`` ``eigsh``).
+
+    ``tol`` is ARPACK's relative accuracy of the Ritz values; ``v0`` warm-starts from a previous
+    eigenvector (e.g. the last top eigenvector when tracking lambda_max during training); without
+    it the start vector is Gaussian from ``seed`` (reproducible). Non-convergence within
+    ``maxiter`` restarts keeps the converged pairs, sets ``converged=False`` and warns.
+    """
+    if which not in ("LA", "SA", "both"):
+        raise ValueError(f"which must be 'LA', 'SA' or 'both', got {which!r}")
+    n_wanted = 2 * k if which == "both" else k
+    if not 0 < n_wanted < operator.dim:
+        raise ValueError(f"need 0 < {n_wanted} eigenvalues < dimension {operator.dim}")
+    start = _start_vector(operator, v0, seed)
+    before = operator.n_products
+    converged = True
+    try:
+        values, vectors = eigsh(
+            operator.as_linear_operator(),
+            k=n_wanted,
+            which="BE" if which == "both" else which,
+            tol=tol,
+            v0=start,
+            ncv=ncv,
+            maxiter=maxiter,
+        )
+    except ArpackNoConvergence as error:
+        warnings.warn(f"Lanczos did not converge: {error}", RuntimeWarning, stacklevel=2)
+        values, vectors, converged = error.eigenvalues, error.eigenvectors, False
+    n_products = operator.n_products - before
+    order = np.argsort(values)
+    values, vectors = values[order], vectors[:, order]
+    if which == "LA":
+        top_idx, bottom_idx = list(range(len(values)))[::-1], []
+    elif which == "SA":
+        top_idx, bottom_idx = [], list(range(len(values)))
+    else:
+        half = len(values) // 2
+        top_idx, bottom_idx = list(range(len(values) - 1, half - 1, -1)), list(range(half))
+    top_residuals = _residuals(operator, values[top_idx], vectors[:, top_idx])
+    bottom_residuals = _residuals(operator, values[bottom_idx], vectors[:, bottom_idx])
+
+    def columns(idx: list[int]) -> Tensor | None:
+        if not return_eigenvectors or not idx:
+            return None
+        return torch.as_tensor(vectors[:, idx], device=operator.device).to(operator.dtype)
+
+    return EigenResult(
+        top=[float(values[i]) for i in top_idx],
+        bottom=[float(values[i]) for i in bottom_idx],
+        top_residuals=top_residuals,
+        bottom_residuals=bottom_residuals,
+        n_products=n_products,
+        n_products_total=operator.n_products - before,
+        converged=converged,
+        settings={**operator.settings, "k": k, "which": which, "tol": tol, "method": "lanczos (ARPACK eigsh)",
+                  "warm_start": v0 is not None},
+        top_eigenvectors=columns(top_idx),
+        bottom_eigenvectors=columns(bottom_idx),
+    )
+
+
+def power_iteration_eigenvalue(
+    operator: CurvatureOperator,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    v0: Tensor | None = None,
+    seed: int = 0,
+) -> EigenResult:
+    """PyHessian's power iteration (baseline only): v <- Hv/||Hv||, estimate v^T H v; stop when
+    two consecutive estimates differ by less than ``tol`` relative (PyHessian's rule, defaults
+    100 iterations and 1e-3). Finds the eigenvalue of largest magnitude."""
+    generator = torch.Generator().manual_seed(seed)
+    v = torch.randn(operator.dim, generator=generator, dtype=torch.float64) if v0 is None else v0.detach().double()
+    v = (v / torch.linalg.vector_norm(v)).to(operator.device, operator.dtype)
+    before = operator.n_products
+    estimate: float | None = None
+    history: list[float] = []
+    converged = False
+    for _ in range(max_iter):
+        hv = operator.matvec(v)
+        new_estimate = torch.dot(hv, v).item()
+        history.append(new_estimate)
+        v = hv / torch.linalg.vector_norm(hv)
+        if estimate is not None and abs(estimate - new_estimate) / (abs(estimate) + 1e-6) < tol:
+            converged = True
+            break
+        estimate = new_estimate
+    n_products = operator.n_products - before
+    assert estimate is not None
+    residuals = _residuals(operator, np.array([estimate]), v.double().cpu().numpy()[:, None])
+    return EigenResult(
+        top=[estimate],
+        bottom=[],
+        top_residuals=residuals,
+        bottom_residuals=[],
+        n_products=n_products,
+        n_products_total=operator.n_products - before,
+        converged=converged,
+        settings={**operator.settings, "k": 1, "which": "LM", "tol": tol, "method": "power iteration (PyHessian)",
+                  "warm_start": v0 is not None},
+        top_eigenvectors=v[:, None],
+        history=history,
+    )
+
+
+def hessian_eigenvalues(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    k: int = 1,
+    which: Which = "LA",
+    params: ParamSpec = None,
+    tol: float = 1e-4,
+    return_eigenvectors: bool = False,
+    v0: Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    include_bias: bool = True,
+    mode: Mode = "eval",
+    allow_stochastic: bool = False,
+    seed: int = 0,
+) -> EigenResult:
+    """Extreme eigenvalues of the loss Hessian on one batch (full, or a layer block H_w(k) of
+    paper Theorem 1 via ``params``), matrix-free by Lanczos; lambda_max gives the paper's
+    gamma* = 1/||H||. See :class:`HessianOperator` for ``params``/``dtype``/``mode`` and
+    :func:`lanczos_eigenvalues` for ``k``/``which``/``tol``/``v0``."""
+    operator = HessianOperator(
+        model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic
+    )
+    return lanczos_eigenvalues(operator, k, which, tol, v0, return_eigenvectors, seed)
+
+
+def gauss_newton_eigenvalues(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    k: int = 1,
+    which: Which = "LA",
+    params: ParamSpec = None,
+    tol: float = 1e-4,
+    return_eigenvectors: bool = False,
+    v0: Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    include_bias: bool = True,
+    mode: Mode = "eval",
+    allow_stochastic: bool = False,
+    seed: int = 0,
+) -> EigenResult:
+    """As :func:`hessian_eigenvalues` for the Gauss-Newton matrix J^T H_z J (the H_1 term of paper
+    eq. (10)); equal to the Hessian's for a ReLU layer block (Remark 1) or a linear model."""
+    operator = GaussNewtonOperator(
+        model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic
+    )
+    return lanczos_eigenvalues(operator, k, which, tol, v0, return_eigenvectors, seed)
+
+
+def power_iteration_top_eigenvalue(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    params: ParamSpec = None,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    dtype: torch.dtype | None = None,
+    seed: int = 0,
+) -> EigenResult:
+    """Baseline for the benchmark: PyHessian's power iteration on the Hessian (not the default)."""
+    operator = HessianOperator(model, loss_fn, inputs, targets, params, dtype)
+    return power_iteration_eigenvalue(operator, max_iter, tol, seed=seed)
+
+
+__all__: Sequence[str] = (
+    "EigenResult",
+    "gauss_newton_eigenvalues",
+    "hessian_eigenvalues",
+    "lanczos_eigenvalues",
+    "power_iteration_eigenvalue",
+    "power_iteration_top_eigenvalue",
+)

@@ -1,0 +1,139 @@
+"""What the DVC stages share: ``params.yaml``, the Hydra configs, the prepared data, table I/O.
+
+Stages read ``params.yaml`` (the pipeline-level knobs) and the files earlier stages wrote under
+``results/``; model, init and data settings come from ``conf/`` through Hydra's compose API, so
+an in-process demo builds exactly the model ``python train.py experiment=pipeline`` trains.
+"""
+
+import argparse
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from initlab.training.records import json_safe, write_json
+
+__all__ = [
+    "compose_config",
+    "data_path",
+    "load_params",
+    "load_train_batch",
+    "make_initializer",
+    "read_csv",
+    "read_json",
+    "stage_parser",
+    "write_csv",
+    "write_json",
+]
+
+PARAMS_FILE = "params.yaml"
+# The Hydra overlay (conf/experiment/pipeline.yaml) that fixes the pipeline's model.
+EXPERIMENT = "pipeline"
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """The pipeline knobs: ``params.yaml`` as plain Python data."""
+    with Path(path).open() as handle:
+        return yaml.safe_load(handle)
+
+
+def stage_parser(description: str | None) -> argparse.ArgumentParser:
+    """The arguments every stage takes: ``--params`` and ``--results`` (where earlier stages wrote)."""
+    parser = argparse.ArgumentParser(description=(description or "").split("\n\n")[0])
+    parser.add_argument("--params", default=PARAMS_FILE, help="pipeline knobs (default: params.yaml)")
+    parser.add_argument("--results", default="results", help="root of the stages' outputs (default: results)")
+    return parser
+
+
+def data_path(results: str | Path, data: str, seed: int) -> Path:
+    """Where ``prepare`` writes the normalized tensors of ``data`` split with ``seed`` (the datamodule's cache name)."""
+    return Path(results) / "data" / "processed" / f"{data}-seed{seed}.pt"
+
+
+def compose_config(overrides: Sequence[str], config_name: str = "train"):
+    """Compose ``conf/<config_name>.yaml`` with ``overrides`` (Hydra's compose API, no run dir, no logging)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from initlab.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name, overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def build_model(data: str, overrides: Sequence[str] = ()):
+    """The pipeline's model (``experiment=pipeline``) for ``data``, with extra model ``overrides``; not initialized."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = compose_config([f"data={data}", f"experiment={EXPERIMENT}", *overrides])
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg.pop("compile", None)
+    return instantiate(model_cfg)
+
+
+def make_initializer(name: str, **settings: Any):
+    """The callable ``conf/init/<name>.yaml`` instantiates to, with ``settings`` overriding its keys."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from initlab.config import CONFIG_DIR
+
+    cfg = OmegaConf.load(CONFIG_DIR / "init" / f"{name}.yaml")
+    return instantiate(OmegaConf.merge(cfg, settings))
+
+
+def load_train_batch(path: str | Path, n: int | None = None, seed: int = 0):
+    """``n`` samples of the prepared train split (all when ``n`` is None), chosen by ``seed``."""
+    import torch
+
+    from initlab.data.cache import load_prepared
+
+    train = load_prepared(Path(path)).train
+    if n is None or n >= len(train.y):
+        return train.x, train.y
+    idx = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(seed))[:n]
+    return train.x[idx], train.y[idx]
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Rows of dicts to CSV (columns: the union of keys, in first-seen order); parents created."""
+    rows = [json_safe(row) for row in rows]
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: str | Path) -> list[dict[str, Any]]:
+    """CSV rows with numbers parsed (empty cells -> None)."""
+
+    def parse(value: str) -> Any:
+        if value == "":
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+    with Path(path).open(newline="") as handle:
+        return [{key: parse(value) for key, value in row.items()} for row in csv.DictReader(handle)]
