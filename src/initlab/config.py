@@ -54,7 +54,7 @@ RANGE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 # Keys our code reads from a group node besides the target's own arguments.
 EXTRA_KEYS: dict[str, set[str]] = {"model": {"compile"}}
-NODE_GROUPS = ("data", "model", "init", "optim", "sched", "trainer")
+NODE_GROUPS = ("data", "model", "init", "optim", "sched", "trainer", "analysis")
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -182,7 +182,7 @@ def _dry_build(cfg: DictConfig) -> list[str]:
     """Build model, init, optimizer and schedule once (no data): their constructors check values."""
     from hydra.utils import instantiate
 
-    if not all(isinstance(cfg.get(g), DictConfig) for g in ("model", "init", "optim", "sched")):
+    if not isinstance(cfg.get("model"), DictConfig):
         return []
     try:
         model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -191,18 +191,20 @@ def _dry_build(cfg: DictConfig) -> list[str]:
     except Exception as err:
         return [f"model: {_reason(err)}"]
     problems = []
-    try:
-        _apply_init_to_noise(instantiate(cfg.init), model, cfg)
-    except Exception as err:
-        problems.append(f"init: {_reason(err)}")
-    optim_cfg = cfg.optim.copy()
-    if optim_cfg.get("lr") == "auto":
-        optim_cfg.lr = 1.0
-    try:
-        optimizer = instantiate(optim_cfg)(model.parameters())
-        instantiate(cfg.sched)(optimizer, total_steps=100)
-    except Exception as err:
-        problems.append(f"optim/sched: {_reason(err)}")
+    if isinstance(cfg.get("init"), DictConfig):
+        try:
+            _apply_init_to_noise(instantiate(cfg.init), model, cfg)
+        except Exception as err:
+            problems.append(f"init: {_reason(err)}")
+    if isinstance(cfg.get("optim"), DictConfig) and isinstance(cfg.get("sched"), DictConfig):
+        optim_cfg = cfg.optim.copy()
+        if optim_cfg.get("lr") == "auto":
+            optim_cfg.lr = 1.0
+        try:
+            optimizer = instantiate(optim_cfg)(model.parameters())
+            instantiate(cfg.sched)(optimizer, total_steps=100)
+        except Exception as err:
+            problems.append(f"optim/sched: {_reason(err)}")
     return problems
 
 

@@ -41,4 +41,4 @@ def dense_hessian(model: nn.Module, loss_fn, inputs: Tensor, targets: Tensor, na
         override = {n: c.reshape(s) for n, c, s in zip(names, chunks, shapes, strict=True)}
         return loss_fn(torch.func.functional_call(model, {**params, **override}, (inputs,)), targets)
 
-    return torch.func.hessian(loss_of)(flat_params(model, names))
+    return torch.func.hessian(loss_of)(flat_params(model, names)).detach()

@@ -55,7 +55,10 @@ def test_layer_block_eigenvalues_match_dense_block(activation: str, include_bias
         exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, names))
         result = hessian_eigenvalues(model, CE, x, y, k=1, which="both", params=layer, include_bias=include_bias,
                                      tol=1e-10)
-        np.testing.assert_allclose([result.lambda_max, result.lambda_min], [exact[-1], exact[0]], rtol=1e-6)
+        np.testing.assert_allclose(result.lambda_max, exact[-1].item(), rtol=1e-6)
+        # a layer block's bottom eigenvalue is often exactly 0 (softmax shift invariance): compare on the block's scale
+        np.testing.assert_allclose(result.lambda_min, exact[0].item(), rtol=1e-6, atol=1e-8 * exact[-1].item())
+        assert max(result.top_residuals + result.bottom_residuals) < 1e-6 and result.converged
         assert result.settings["include_bias"] is include_bias and result.settings["layer"] == layer
 
 

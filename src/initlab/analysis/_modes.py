@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 Mode = Literal["eval", "train", "keep"]
 
@@ -74,8 +74,16 @@ def evaluation_mode(model: nn.Module, mode: Mode = "eval", allow_stochastic: boo
             )
         yield model_mode(model)
     finally:
-        with torch.no_grad():
+        with torch.no_grad():  # copy only what changed: a copy bumps the version a saved graph checks
             for buffer, saved in buffers:
-                buffer.copy_(saved)
+                if not torch.equal(buffer, saved):
+                    buffer.copy_(saved)
         for module, training in flags:
             module.training = training
+
+
+def forward_with_buffer_copies(model: nn.Module, inputs: Tensor) -> Tensor:
+    """``model(inputs)`` with every buffer replaced by a clone, so a cached graph never sees the
+    model's own buffers change (BatchNorm in train mode updates the clones, not the model)."""
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    return torch.func.functional_call(model, buffers, (inputs,), strict=False)

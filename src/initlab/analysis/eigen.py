@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor, nn
 
 from initlab.analysis._modes import Mode
@@ -26,8 +26,9 @@ Which = Literal["LA", "SA", "both"]
 class EigenResult:
     """Extreme eigenvalues with their certificates and the settings that change the answer.
 
-    ``top`` is descending, ``bottom`` ascending; ``*_residuals`` are ||M v - lambda v|| / |lambda|
-    per eigenpair (recomputed with fresh products); ``n_products`` counts the solver's products
+    ``top`` is descending, ``bottom`` ascending; ``*_residuals`` are ||M v - lambda v|| divided by
+    max(|lambda|, |lambda_max|) per eigenpair (recomputed with fresh products; for the top
+    eigenvalues this is ||M v - lambda v|| / |lambda|); ``n_products`` counts the solver's products
     (Hessian- or GGN-vector), ``n_products_total`` adds the residual checks; eigenvectors are
     columns [dim, k] when requested. ``history`` holds the power iteration's running estimates.
     """
@@ -76,14 +77,29 @@ def _start_vector(operator: CurvatureOperator, v0: Tensor | np.ndarray | None, s
     return torch.randn(operator.dim, generator=generator, dtype=torch.float64).numpy()
 
 
-def _residuals(operator: CurvatureOperator, values: np.ndarray, vectors: np.ndarray) -> list[float]:
+def _residuals(operator: CurvatureOperator, values: np.ndarray, vectors: np.ndarray, scale: float) -> list[float]:
+    """||M v - lambda v|| / max(|lambda|, scale) per pair, from fresh products."""
     if len(values) == 0:
         return []
     basis = torch.as_tensor(vectors, device=operator.device)
     product = operator.matmat(basis.to(operator.dtype)).double()
     lam = torch.as_tensor(values, device=operator.device)
-    residual = torch.linalg.vector_norm(product - basis * lam, dim=0) / lam.abs().clamp_min(1e-300)
+    residual = torch.linalg.vector_norm(product - basis * lam, dim=0) / lam.abs().clamp_min(max(scale, 1e-300))
     return residual.cpu().tolist()
+
+
+def _top_eigenpairs(
+    operator: LinearOperator, k: int, tol: float, v0: np.ndarray, ncv: int | None, maxiter: int | None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """ARPACK's k largest-algebraic pairs, descending; partial pairs and a warning on non-convergence."""
+    try:
+        values, vectors = eigsh(operator, k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
+        converged = True
+    except ArpackNoConvergence as error:
+        warnings.warn(f"Lanczos did not converge: {error}", RuntimeWarning, stacklevel=3)
+        values, vectors, converged = error.eigenvalues, error.eigenvectors, False
+    order = np.argsort(values)[::-1]
+    return values[order], vectors[:, order], converged
 
 
 def lanczos_eigenvalues(
@@ -97,56 +113,54 @@ def lanczos_eigenvalues(
     ncv: int | None = None,
     maxiter: int | None = None,
 ) -> EigenResult:
-    """Top-k ("LA"), bottom-k ("SA") or both ("both": one run of ARPACK's "BE" with 2k values)
-    eigenvalues of a symmetric operator by implicitly restarted Lanczos (``scipy`` ``eigsh``).
+    """Top-k ("LA"), bottom-k ("SA") or both ("both") eigenvalues of a symmetric operator by
+    implicitly restarted Lanczos (``scipy`` ``eigsh``, ARPACK).
 
-    ``tol`` is ARPACK's relative accuracy of the Ritz values; ``v0`` warm-starts from a previous
-    eigenvector (e.g. the last top eigenvector when tracking lambda_max during training); without
-    it the start vector is Gaussian from ``seed`` (reproducible). Non-convergence within
-    ``maxiter`` restarts keeps the converged pairs, sets ``converged=False`` and warns.
+    ``tol`` is ARPACK's relative accuracy of the Ritz values. The bottom end is computed as the
+    top of the shifted operator lambda_max I - M: ARPACK measures accuracy relative to the
+    eigenvalue itself, which never converges for the (near-)zero bottom eigenvalues that
+    overparameterized Hessians and their layer blocks have; after the shift the scale is the
+    spectral width (the Krylov space, hence the convergence rate, is the same). "SA" alone first
+    estimates lambda_max loosely (tol 1e-2) for the shift. ``v0`` warm-starts the top run from
+    a previous eigenvector (tracking lambda_max during training); without it the start vector is
+    Gaussian from ``seed`` (reproducible). Non-converged runs keep the converged pairs, set
+    ``converged=False`` and warn. Residuals are relative to max(|lambda|, |lambda_max|).
     """
     if which not in ("LA", "SA", "both"):
         raise ValueError(f"which must be 'LA', 'SA' or 'both', got {which!r}")
-    n_wanted = 2 * k if which == "both" else k
-    if not 0 < n_wanted < operator.dim:
-        raise ValueError(f"need 0 < {n_wanted} eigenvalues < dimension {operator.dim}")
+    if not 0 < k < operator.dim:
+        raise ValueError(f"need 0 < k={k} < dimension {operator.dim}")
+    linear = operator.as_linear_operator()
     start = _start_vector(operator, v0, seed)
     before = operator.n_products
-    converged = True
-    try:
-        values, vectors = eigsh(
-            operator.as_linear_operator(),
-            k=n_wanted,
-            which="BE" if which == "both" else which,
-            tol=tol,
-            v0=start,
-            ncv=ncv,
-            maxiter=maxiter,
-        )
-    except ArpackNoConvergence as error:
-        warnings.warn(f"Lanczos did not converge: {error}", RuntimeWarning, stacklevel=2)
-        values, vectors, converged = error.eigenvalues, error.eigenvectors, False
-    n_products = operator.n_products - before
-    order = np.argsort(values)
-    values, vectors = values[order], vectors[:, order]
-    if which == "LA":
-        top_idx, bottom_idx = list(range(len(values)))[::-1], []
-    elif which == "SA":
-        top_idx, bottom_idx = [], list(range(len(values)))
+    top_values, top_vectors, converged = np.empty(0), np.empty((operator.dim, 0)), True
+    if which in ("LA", "both"):
+        top_values, top_vectors, converged = _top_eigenpairs(linear, k, tol, start, ncv, maxiter)
+        shift = float(top_values[0]) if len(top_values) else 0.0
     else:
-        half = len(values) // 2
-        top_idx, bottom_idx = list(range(len(values) - 1, half - 1, -1)), list(range(half))
-    top_residuals = _residuals(operator, values[top_idx], vectors[:, top_idx])
-    bottom_residuals = _residuals(operator, values[bottom_idx], vectors[:, bottom_idx])
+        shift = float(_top_eigenpairs(linear, 1, 1e-2, start, ncv, maxiter)[0][0])
+    bottom_values, bottom_vectors = np.empty(0), np.empty((operator.dim, 0))
+    if which in ("SA", "both"):
+        shifted = LinearOperator(
+            linear.shape, matvec=lambda x: shift * x.reshape(-1) - linear.matvec(x),
+            matmat=lambda x: shift * x - linear.matmat(x), dtype=np.float64,
+        )
+        bottom_start = start if which == "SA" else _start_vector(operator, None, seed + 1)
+        flipped, bottom_vectors, bottom_converged = _top_eigenpairs(shifted, k, tol, bottom_start, ncv, maxiter)
+        bottom_values, converged = shift - flipped, converged and bottom_converged
+    n_products = operator.n_products - before
+    scale = abs(shift)
+    top_residuals = _residuals(operator, top_values, top_vectors, scale)
+    bottom_residuals = _residuals(operator, bottom_values, bottom_vectors, scale)
 
-    def columns(idx: list[int]) -> Tensor | None:
-        if not return_eigenvectors or not idx:
+    def columns(vectors: np.ndarray) -> Tensor | None:
+        if not return_eigenvectors or vectors.shape[1] == 0:
             return None
-        return torch.as_tensor(vectors[:, idx], device=operator.device).to(operator.dtype)
+        return torch.as_tensor(vectors, device=operator.device).to(operator.dtype)
 
     return EigenResult(
-        top=[float(values[i]) for i in top_idx],
-        bottom=[float(values[i]) for i in bottom_idx],
+        top=[float(v) for v in top_values],
+        bottom=[float(v) for v in bottom_values],
         top_residuals=top_residuals,
         bottom_residuals=bottom_residuals,
         n_products=n_products,
@@ -154,8 +168,8 @@ def lanczos_eigenvalues(
         converged=converged,
         settings={**operator.settings, "k": k, "which": which, "tol": tol, "method": "lanczos (ARPACK eigsh)",
                   "warm_start": v0 is not None},
-        top_eigenvectors=columns(top_idx),
-        bottom_eigenvectors=columns(bottom_idx),
+        top_eigenvectors=columns(top_vectors),
+        bottom_eigenvectors=columns(bottom_vectors),
     )
 
 
@@ -187,7 +201,7 @@ def power_iteration_eigenvalue(
         estimate = new_estimate
     n_products = operator.n_products - before
     assert estimate is not None
-    residuals = _residuals(operator, np.array([estimate]), v.double().cpu().numpy()[:, None])
+    residuals = _residuals(operator, np.array([estimate]), v.double().cpu().numpy()[:, None], abs(estimate))
     return EigenResult(
         top=[estimate],
         bottom=[],

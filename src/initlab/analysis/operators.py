@@ -14,7 +14,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator
 from torch import Tensor, nn
 
-from initlab.analysis._modes import Mode, evaluation_mode
+from initlab.analysis._modes import Mode, evaluation_mode, forward_with_buffer_copies
 from initlab.analysis.segments import layer_segments
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -194,7 +194,7 @@ class _ParameterOperator(CurvatureOperator):
             self._build(work, loss_fn, inputs, targets)
             if check and not allow_stochastic:
                 with torch.no_grad():
-                    repeat = float(loss_fn(work(inputs), targets))
+                    repeat = loss_fn(forward_with_buffer_copies(work, inputs), targets).item()
                 if not np.isclose(repeat, self.loss, rtol=1e-5, atol=0):
                     raise CurvatureCheckError(
                         f"two forward passes give losses {self.loss:.8g} and {repeat:.8g}: the model is stochastic"
@@ -263,7 +263,7 @@ class HessianOperator(_ParameterOperator):
         )
 
     def _build(self, model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor) -> None:
-        loss = loss_fn(model(inputs), targets)
+        loss = loss_fn(forward_with_buffer_copies(model, inputs), targets)
         grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True, materialize_grads=True)
         self.loss = loss.item()
         self._gradient = torch.cat([g.reshape(-1) for g in grads])
@@ -309,7 +309,7 @@ class GaussNewtonOperator(_ParameterOperator):
         )
 
     def _build(self, model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor) -> None:
-        self._output = model(inputs)
+        self._output = forward_with_buffer_copies(model, inputs)
         self._dual = torch.zeros_like(self._output, requires_grad=True)
         self._jacobian_t_dual = torch.autograd.grad(
             self._output, self.params, grad_outputs=self._dual, create_graph=True, allow_unused=True,

@@ -85,3 +85,61 @@ class InterruptCheckpoint(pl.Callback):
 
         if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             trainer.save_checkpoint(self.dirpath / "interrupted.ckpt")
+
+
+class CurvatureTracker(pl.Callback):
+    """Track lambda_max of the loss Hessian (full and per weight layer) every ``every_n_steps`` steps.
+
+    Measured on a fixed sample of ``num_samples`` training points (mini-batch lambda_max is biased
+    upward), by Lanczos warm-started from the previous top eigenvector. Logged as
+    ``curvature/lambda_max`` (+ ``curvature/lambda_max_<layer>``) next to ``curvature/edge_2_over_lr``
+    = 2/lr, the gradient-descent stability edge, and appended to ``curvature.csv``.
+    """
+
+    def __init__(self, path: str, every_n_steps: int = 25, num_samples: int = 512, per_layer: bool = True,
+                 tol: float = 1e-3, seed: int = 0) -> None:
+        if every_n_steps < 1 or num_samples < 1:
+            raise ValueError(f"every_n_steps and num_samples must be >= 1, got {every_n_steps}, {num_samples}")
+        self.path = Path(path)
+        self.every_n_steps, self.num_samples, self.per_layer, self.tol, self.seed = every_n_steps, num_samples, per_layer, tol, seed
+        self.batch: tuple[Tensor, Tensor] | None = None
+        self.top_vector: Tensor | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        inputs, targets = trainer.datamodule.sample_batch(self.num_samples, seed=self.seed)
+        self.batch = (inputs.to(pl_module.device), targets.to(pl_module.device))
+        self._measure(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._measure(trainer, pl_module)
+
+    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from torch.nn import functional as F
+
+        from initlab.analysis import hessian_eigenvalues
+        from initlab.models import weight_layers
+
+        if not trainer.is_global_zero or self.batch is None:
+            return
+        model = pl_module.model
+        full = hessian_eigenvalues(model, F.cross_entropy, *self.batch, k=1, tol=self.tol, v0=self.top_vector,
+                                   return_eigenvectors=True)
+        self.top_vector = full.top_eigenvectors[:, 0]
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "lr": lr, "edge_2_over_lr": 2.0 / lr,
+               "lambda_max": full.lambda_max, "hvps": full.n_products}
+        if self.per_layer:
+            for name, _ in weight_layers(model):
+                row[f"lambda_max_{name}"] = hessian_eigenvalues(model, F.cross_entropy, *self.batch, k=1, tol=self.tol,
+                                                                params=name, include_bias=False).lambda_max
+        metrics = {f"curvature/{k}": float(v) for k, v in row.items() if k not in ("step", "epoch")}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+        new_file = not self.path.exists() or trainer.global_step == 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w" if new_file else "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)

@@ -3,6 +3,7 @@
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,59 +70,21 @@ def _resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     return str(path)
 
 
-def _curvature_scaled_lr(cfg: DictConfig, model, batch) -> dict[str, float]:
-    """The paper's gamma* = 1/||H|| at init, scaled by ``lr_auto_scale`` (METHODS.md §4)."""
-    from torch.nn import functional as F
-
-    from initlab.analysis import hessian_eigenvalues
-
-    result = hessian_eigenvalues(model, F.cross_entropy, batch[0], batch[1], k=1, which="LA", tol=1e-3)
-    lambda_max = float(result["eigenvalues"][-1])
-    if not lambda_max > 0:
-        raise RuntimeError(f"optim.lr=auto: lambda_max = {lambda_max} is not positive; set optim.lr explicitly")
-    return {"lambda_max": lambda_max, "lr": cfg.lr_auto_scale / lambda_max}
-
-
 def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str, Any]:
     """Build everything from ``cfg`` and train; returns the metrics.json record."""
     import pytorch_lightning as pl
-    import torch
     from hydra.utils import instantiate
-
     from pytorch_lightning.utilities import rank_zero_only
 
-    from initlab.init import init_report
+    from initlab.training.build import build_datamodule, build_model, build_module, log_init_report
     from initlab.training.callbacks import DivergenceMonitor
-    from initlab.training.module import ClassifierModule
 
     ckpt_path = _resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    compile_model = model_cfg.pop("compile", False)
-    model = instantiate(model_cfg)
-    init_batch = datamodule.sample_batch(cfg.init_batch_size, seed=cfg.seed)
-    instantiate(cfg.init)(model, batch=init_batch, class_freqs=datamodule.class_frequencies())
-    report = init_report(model)
-    if rank_zero_only.rank == 0:
-        write_json(output_dir / "init.json", report)
-    for row in report:
-        log.info("init %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-
-    extra: dict[str, Any] = {}
-    optim_cfg = cfg.optim
-    if optim_cfg.get("lr") == "auto":
-        extra["lr_auto"] = _curvature_scaled_lr(cfg, model, init_batch)
-        log.info("optim.lr=auto: lambda_max=%.5g -> lr=%.5g", extra["lr_auto"]["lambda_max"], extra["lr_auto"]["lr"])
-        optim_cfg = optim_cfg.copy()
-        optim_cfg.lr = extra["lr_auto"]["lr"]
-    if compile_model:
-        model = torch.compile(model)
-
-    module = ClassifierModule(model, instantiate(optim_cfg), instantiate(cfg.sched), num_classes=cfg.data.num_classes)
+    datamodule = build_datamodule(cfg)
+    model, init_batch = build_model(cfg, datamodule)
+    log_init_report(model, output_dir / "init.json" if rank_zero_only.rank == 0 else None)
+    module, lr_auto = build_module(cfg, model, init_batch)
+    extra: dict[str, Any] = {"lr_auto": lr_auto} if lr_auto else {}
     _fill_wandb_identity(cfg, runtime, output_dir)
     if cfg.get("logger") and cfg.logger.get("wandb"):
         extra["wandb"] = {k: cfg.logger.wandb.get(k) for k in ("id", "group", "name")}
@@ -156,15 +119,20 @@ def _finish_wandb(loggers: list[Any]) -> None:
             lg.experiment.finish()
 
 
-def run_training(cfg: DictConfig) -> float | None:
-    """Hydra task body: never lets one job's failure kill a sweep; returns val loss (for sweepers)."""
+def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+    """Validate, run ``body`` and write ``metrics.json`` whatever happens.
+
+    A failure is recorded as ``status: failed`` with its message; inside a sweep the job then
+    returns None so the other jobs go on, in a single run the error propagates (non-zero exit).
+    Returns the record on global rank zero, None elsewhere or after a failure in a sweep.
+    """
     runtime = _hydra_runtime()
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()
     facts = {"seed": cfg.get("seed"), "overrides": runtime["overrides"], "output_dir": str(output_dir)}
     try:
         validate_config(cfg)
-        record = fit(cfg, output_dir, runtime)
+        record = body(cfg, output_dir, runtime)
     except (KeyboardInterrupt, SystemExit) as err:
         reason = f"interrupted ({type(err).__name__}); resume with ckpt_path=last hydra.run.dir={output_dir}"
         write_json(output_dir / "metrics.json", metrics_record("failed", {}, error=reason) | facts)
@@ -180,9 +148,16 @@ def run_training(cfg: DictConfig) -> float | None:
         return None
     record |= facts | {"wall_s": round(time.perf_counter() - start, 3)}
     write_json(output_dir / "metrics.json", record)
-    _print_summary(record, output_dir)
-    val_loss = record["val"].get("loss")
-    return val_loss if record["status"] == "done" else None
+    return record
+
+
+def run_training(cfg: DictConfig) -> float | None:
+    """Hydra task body of train.py; returns the final val loss (for sweepers) of a finished run."""
+    record = run_job(cfg, fit)
+    if record is None:
+        return None
+    _print_summary(record, Path(cfg.paths.output_dir))
+    return record["val"].get("loss") if record["status"] == "done" else None
 
 
 def _print_summary(record: dict[str, Any], output_dir: Path) -> None:
