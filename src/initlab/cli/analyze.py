@@ -35,12 +35,12 @@ def analyze(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[
         load_model_weights(model, cfg.ckpt_path)
     num_samples = min(int(cfg.num_samples), len(datamodule.train_data.y))
     inputs, targets = datamodule.sample_batch(num_samples, seed=cfg.seed)
-    record = instantiate(cfg.analysis)(model, F.cross_entropy, inputs, targets)
-    esd = record.pop("esd")
+    result = instantiate(cfg.analysis)(model, F.cross_entropy, inputs, targets)
     source = {"ckpt_path": cfg.get("ckpt_path"), "init": runtime["choices"].get("init"), "num_samples": num_samples}
-    write_json(output_dir / "analysis.json", {"source": source, **record})
-    write_json(output_dir / "esd.json", esd)
-    headline = {key: record["global"].get(key) for key in ("lambda_max", "lambda_min", "trace", "lr_gamma_star", "lr_edge")}
+    write_json(output_dir / "analysis.json", {"source": source, **result["analysis"]})
+    write_json(output_dir / "esd.json", result["esd"])
+    summary = result["analysis"]["global"]
+    headline = {key: summary.get(key) for key in ("lambda_max", "lambda_min", "trace", "lr_gamma_star", "lr_edge")}
     print("analysis: " + " ".join(f"{k}={v:.5g}" for k, v in headline.items() if isinstance(v, float)) + f"  ({output_dir})")
     return metrics_record("done", {}, analysis=headline, source=source)
 
