@@ -1,6 +1,6 @@
 """Tiny models and exact dense oracles shared by the analysis tests (float64).
 
-Imported as a plain module (``tests/analysis`` is on sys.path under pytest's default import mode).
+Imported as ``tests.analysis.curvature_oracles`` (the test folders are packages).
 """
 
 import torch

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from curvature_oracles import classification_batch, dense_hessian, tiny_mlp
 from torch import nn
 
 from initlab.analysis import (
@@ -14,8 +13,10 @@ from initlab.analysis import (
     StochasticModelError,
     gauss_newton_eigenvalues,
     hessian_eigenvalues,
+    lanczos_eigenvalues,
     power_iteration_top_eigenvalue,
 )
+from tests.analysis.curvature_oracles import classification_batch, dense_hessian, tiny_mlp
 
 CE = nn.CrossEntropyLoss()
 
@@ -32,17 +33,44 @@ def regression_batch(n: int = 40, d: int = 5, seed: int = 2) -> tuple[torch.Tens
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-def test_full_hessian_extreme_eigenvalues_match_dense(activation: str) -> None:
+@pytest.mark.parametrize("method", ["lanczos", "arpack"])
+def test_full_hessian_extreme_eigenvalues_match_dense(activation: str, method: str) -> None:
     model = tiny_mlp(activation)
     x, y = classification_batch()
     exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y))
-    result = hessian_eigenvalues(model, CE, x, y, k=3, which="both", tol=1e-10)
+    result = lanczos_eigenvalues(HessianOperator(model, CE, x, y), k=3, which="both", tol=1e-10, method=method)
     np.testing.assert_allclose(result.top, exact[-3:].flip(0).numpy(), rtol=1e-6)
     np.testing.assert_allclose(result.bottom[0], exact[0].item(), rtol=1e-6)
     assert max(result.top_residuals + result.bottom_residuals) < 1e-6
     assert result.converged and result.n_products > 0
     assert result.settings["batch_size"] == 32 and result.settings["loss_reduction"] == "mean"
     assert result.settings["dtype"] == "float64" and result.settings["mode"] == "eval"
+    assert result.settings["method"] == method
+
+
+@pytest.mark.parametrize("method", ["lanczos", "arpack"])
+def test_one_sided_requests_on_a_block_with_zero_bottom(method: str) -> None:
+    # last-layer block under softmax: a null space (shift all logits), so lambda_min = 0 exactly
+    model = tiny_mlp("relu", seed=3)
+    x, y = classification_batch(seed=4)
+    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, ["5.weight", "5.bias"]))
+    operator = HessianOperator(model, CE, x, y, params="5")
+    top = lanczos_eigenvalues(operator, k=2, which="LA", tol=1e-10, method=method)
+    np.testing.assert_allclose(top.top, exact[-2:].flip(0).numpy(), rtol=1e-6)
+    bottom = lanczos_eigenvalues(operator, k=1, which="SA", tol=1e-10, method=method)
+    np.testing.assert_allclose(bottom.bottom, [0.0], atol=1e-9 * exact[-1].item())
+    assert top.bottom == [] and bottom.top == [] and top.converged and bottom.converged
+
+
+def test_repeated_eigenvalues_single_vector_lanczos_vs_arpack() -> None:
+    model = tiny_mlp("relu", seed=3)
+    x, y = classification_batch(seed=4)
+    operator = HessianOperator(model, CE, x, y, params="5")
+    scale = lanczos_eigenvalues(operator, tol=1e-10).lambda_max
+    arpack = lanczos_eigenvalues(operator, k=2, which="SA", tol=1e-10, method="arpack")
+    np.testing.assert_allclose(arpack.bottom, [0.0, 0.0], atol=1e-9 * scale)  # null space has dim > 1
+    single = lanczos_eigenvalues(operator, k=2, which="SA", tol=1e-10)
+    assert abs(single.bottom[0]) < 1e-9 * scale < single.bottom[1]  # the zero eigenspace is seen once
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -141,6 +169,11 @@ def test_sum_reduction_scales_eigenvalues_by_batch_size() -> None:
     total = hessian_eigenvalues(model, nn.CrossEntropyLoss(reduction="sum"), x, y, tol=1e-10)
     np.testing.assert_allclose(total.lambda_max, 32 * mean.lambda_max, rtol=1e-8)
     assert total.settings["loss_reduction"] == "sum"
+    functional = hessian_eigenvalues(model, nn.functional.cross_entropy, x, y, tol=1e-10)
+    np.testing.assert_allclose(functional.lambda_max, mean.lambda_max, rtol=1e-10)
+    assert functional.settings["loss_reduction"] == "mean"
+    custom = hessian_eigenvalues(model, lambda out, t: CE(out, t), x, y, tol=1e-10)
+    assert custom.settings["loss_reduction"] == "unknown"
 
 
 def test_gradient_descent_is_stable_exactly_below_two_over_lambda_max() -> None:
@@ -180,11 +213,15 @@ def test_warm_start_needs_fewer_products() -> None:
         for p, g in zip(model.parameters(), grads, strict=True):
             p -= 0.1 * g
     cold = hessian_eigenvalues(model, CE, x, y, tol=1e-8)
-    warm = hessian_eigenvalues(model, CE, x, y, tol=1e-8, v0=first.top_eigenvectors[:, 0])
+    warm = hessian_eigenvalues(model, CE, x, y, tol=1e-8, v0=first.top_eigenvectors[:, 0], return_eigenvectors=True)
     assert loss.item() > 0
     np.testing.assert_allclose(warm.lambda_max, cold.lambda_max, rtol=1e-7)
     assert warm.n_products < cold.n_products
     assert warm.settings["warm_start"] and not cold.settings["warm_start"]
+    exact_start = hessian_eigenvalues(model, CE, x, y, tol=1e-8, v0=warm.top_eigenvectors, return_eigenvectors=True)
+    assert exact_start.n_products <= 3  # an eigenvector spans an invariant subspace at once
+    arpack = lanczos_eigenvalues(HessianOperator(model, CE, x, y), tol=1e-8, method="arpack")
+    assert warm.n_products < arpack.n_products
 
 
 def test_power_iteration_baseline_is_close_but_costlier() -> None:
@@ -260,7 +297,8 @@ def test_hidden_randomness_fails_the_determinism_check() -> None:
 def test_asymmetric_operator_fails_the_symmetry_check() -> None:
     class Skewed(CurvatureOperator):
         def __init__(self) -> None:
-            self.dim, self.dtype, self.device, self.n_products, self.settings = 6, torch.float64, torch.device("cpu"), 0, {}
+            self.dim, self.dtype, self.device = 6, torch.float64, torch.device("cpu")
+            self.n_products, self.settings = 0, {}
             self.matrix = torch.eye(6, dtype=torch.float64) + torch.triu(torch.ones(6, 6, dtype=torch.float64), 1)
 
         def _products(self, vectors: torch.Tensor) -> torch.Tensor:
@@ -280,5 +318,8 @@ def test_scipy_linear_operator_view_and_product_count() -> None:
         operator.as_linear_operator() @ v, dense_hessian(model, CE, x, y).numpy() @ v, rtol=1e-10, atol=1e-12
     )
     assert operator.n_products == 3
-    looped = HessianOperator(model, CE, x, y, batched=False)
-    torch.testing.assert_close(looped.matmat(torch.as_tensor(v)), operator.matmat(torch.as_tensor(v)))
+    batched = HessianOperator(model, CE, x, y, batched=True)
+    torch.testing.assert_close(batched.matmat(torch.as_tensor(v)), operator.matmat(torch.as_tensor(v)))
+    batched_gn = GaussNewtonOperator(model, CE, x, y, batched=True)
+    looped_gn = GaussNewtonOperator(model, CE, x, y)
+    torch.testing.assert_close(batched_gn.matmat(torch.as_tensor(v)), looped_gn.matmat(torch.as_tensor(v)))

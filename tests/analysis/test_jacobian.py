@@ -5,8 +5,8 @@ from torch import nn
 from initlab.analysis.jacobian import layer_jacobian_norms, per_sample_spectral_norms
 from initlab.analysis.segments import layer_segments, model_prefix, segment_inputs
 from initlab.models import cnn, weight_layers
+from tests.analysis.curvature_oracles import tiny_mlp
 
-from curvature_oracles import tiny_mlp
 
 
 def dense_layer_norms(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,7 @@ def test_small_random_std_is_bias_std() -> None:
     assert layer.bias.std().item() == pytest.approx(0.05, rel=0.03)
 
 
-# fan_in must be >= the sparse k of PARAMS (5); fans by torch's convention
+# fans by torch's convention; fan_in >= the sparse k of PARAMS (5), so the weights are truly sparse
 PLUS_ONE_LAYERS = {
     "linear5x1024": (lambda: nn.Linear(5, 1024), 5, 1024),
     "conv1to256k3": (lambda: nn.Conv2d(1, 256, 3), 9, 2304),

@@ -9,9 +9,11 @@ from initlab.init import Initializer
 from initlab.models import mlp
 
 
-def _train(model: nn.Sequential, steps: int = 30) -> None:
-    x, y = torch.randn(128, 10), torch.randint(0, 3, (128,))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+def _train(model: nn.Sequential, steps: int = 50) -> None:
+    """Full-batch SGD on a learnable task (labels = argmax of a random linear map of the inputs)."""
+    x = torch.randn(128, 10)
+    y = (x @ torch.randn(10, 3)).argmax(dim=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=2.0)
     for _ in range(steps):
         optimizer.zero_grad()
         F.cross_entropy(model(x), y).backward()
@@ -30,7 +32,7 @@ def test_zero_and_constant_init_keep_hidden_units_identical(scheme: str, params:
     start = [w.clone() for w in _hidden_weights(model)]
     _train(model)
     for before, weight in zip(start, _hidden_weights(model), strict=True):
-        assert (weight - before).abs().max() > 1e-3  # training changed the hidden weights
+        assert (weight - before).abs().max() > 1e-2  # training moved the hidden weights
         torch.testing.assert_close(weight, weight[:1].expand_as(weight), rtol=1e-5, atol=1e-7)
         assert torch.linalg.matrix_rank(weight).item() == 1
 

@@ -5,6 +5,7 @@ or buffers (see :func:`evaluation_mode`).
 """
 
 from initlab.analysis._modes import StochasticModelError, evaluation_mode
+from initlab.analysis.bounds import output_hessian_norms, theorem2_bounds, weight_input_norms
 from initlab.analysis.eigen import (
     EigenResult,
     gauss_newton_eigenvalues,
@@ -14,6 +15,7 @@ from initlab.analysis.eigen import (
     power_iteration_top_eigenvalue,
 )
 from initlab.analysis.jacobian import layer_jacobian_norms, per_sample_spectral_norms
+from initlab.analysis.lanczos import LanczosTridiagonal, batched_lanczos
 from initlab.analysis.operators import (
     CurvatureCheckError,
     CurvatureOperator,
@@ -22,7 +24,17 @@ from initlab.analysis.operators import (
     ParameterBlock,
     resolve_parameter_block,
 )
+from initlab.analysis.report import analyze_model
 from initlab.analysis.segments import LayerSegment, layer_segments, model_prefix, segment_inputs
+from initlab.analysis.spectrum import (
+    TraceEstimate,
+    hessian_spectral_density,
+    hessian_trace,
+    hutchinson_trace,
+    spectral_density,
+    stochastic_lanczos_quadrature,
+)
+from initlab.analysis.variance import dead_relu_fraction, variance_flow
 
 __all__ = [
     "CurvatureCheckError",
@@ -30,19 +42,33 @@ __all__ = [
     "EigenResult",
     "GaussNewtonOperator",
     "HessianOperator",
+    "LanczosTridiagonal",
+    "LayerSegment",
     "ParameterBlock",
+    "StochasticModelError",
+    "TraceEstimate",
+    "analyze_model",
+    "batched_lanczos",
+    "dead_relu_fraction",
+    "evaluation_mode",
     "gauss_newton_eigenvalues",
     "hessian_eigenvalues",
+    "hessian_spectral_density",
+    "hessian_trace",
+    "hutchinson_trace",
     "lanczos_eigenvalues",
-    "power_iteration_eigenvalue",
-    "power_iteration_top_eigenvalue",
-    "resolve_parameter_block",
-    "LayerSegment",
-    "StochasticModelError",
-    "evaluation_mode",
     "layer_jacobian_norms",
     "layer_segments",
     "model_prefix",
+    "output_hessian_norms",
     "per_sample_spectral_norms",
+    "power_iteration_eigenvalue",
+    "power_iteration_top_eigenvalue",
+    "resolve_parameter_block",
     "segment_inputs",
+    "spectral_density",
+    "stochastic_lanczos_quadrature",
+    "theorem2_bounds",
+    "variance_flow",
+    "weight_input_norms",
 ]

@@ -1,22 +1,24 @@
-"""Extreme eigenvalues of curvature operators: Lanczos (ARPACK ``eigsh``) and the power baseline.
+"""Extreme eigenvalues of curvature operators: Lanczos (own, or ARPACK) and the power baseline.
 
 The paper's step-size rule gamma* = 1/||H|| (and the edge of stability 2/lambda_max for
-gradient descent on the quadratic model) needs lambda_max of the Hessian; ``eigsh`` on the
+gradient descent on the quadratic model) needs lambda_max of the Hessian. Lanczos on the
 matrix-free operator reaches it in a few dozen Hessian-vector products where PyHessian's power
-iteration needs several times more on clustered spectra.
+iteration needs 3-7x more when the top eigenvalues cluster (``benchmarks/curvature.py``).
 """
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from initlab.analysis._modes import Mode
+from initlab.analysis.lanczos import lanczos_extreme_eigenpairs
 from initlab.analysis.operators import CurvatureOperator, GaussNewtonOperator, HessianOperator, LossFn, ParamSpec
 
 Which = Literal["LA", "SA", "both"]
@@ -27,10 +29,12 @@ class EigenResult:
     """Extreme eigenvalues with their certificates and the settings that change the answer.
 
     ``top`` is descending, ``bottom`` ascending; ``*_residuals`` are ||M v - lambda v|| divided by
-    max(|lambda|, |lambda_max|) per eigenpair (recomputed with fresh products; for the top
-    eigenvalues this is ||M v - lambda v|| / |lambda|); ``n_products`` counts the solver's products
+    max(|lambda|, largest |eigenvalue| found) per eigenpair, recomputed with fresh products (for
+    a dominant top eigenvalue: ||M v - lambda v|| / |lambda|; near-zero bottom eigenvalues are
+    measured on the spectral scale); ``n_products`` counts the solver's products
     (Hessian- or GGN-vector), ``n_products_total`` adds the residual checks; eigenvectors are
-    columns [dim, k] when requested. ``history`` holds the power iteration's running estimates.
+    columns [dim, k] when requested. ``history``: the running lambda_max estimate after each
+    product (power iterates, or the top Ritz value of the default Lanczos; empty for ARPACK).
     """
 
     top: list[float]
@@ -93,7 +97,10 @@ def _top_eigenpairs(
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """ARPACK's k largest-algebraic pairs, descending; partial pairs and a warning on non-convergence."""
     try:
-        values, vectors = eigsh(operator, k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
+        # ARPACK's vector updates are BLAS-1/2 on a few long vectors: threads only add sync cost
+        # (on a busy 2-core machine a threaded OpenBLAS made them 10x slower)
+        with threadpool_limits(limits=1, user_api="blas"):
+            values, vectors = eigsh(operator, k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
         converged = True
     except ArpackNoConvergence as error:
         warnings.warn(f"Lanczos did not converge: {error}", RuntimeWarning, stacklevel=3)
@@ -110,46 +117,55 @@ def lanczos_eigenvalues(
     v0: Tensor | np.ndarray | None = None,
     return_eigenvectors: bool = False,
     seed: int = 0,
+    method: Literal["lanczos", "arpack"] = "lanczos",
+    max_steps: int = 300,
     ncv: int | None = None,
     maxiter: int | None = None,
 ) -> EigenResult:
-    """Top-k ("LA"), bottom-k ("SA") or both ("both") eigenvalues of a symmetric operator by
-    implicitly restarted Lanczos (``scipy`` ``eigsh``, ARPACK).
+    """Top-k ("LA"), bottom-k ("SA") or both ("both") eigenvalues of a symmetric operator.
 
-    ``tol`` is ARPACK's relative accuracy of the Ritz values. The bottom end is computed as the
-    top of the shifted operator lambda_max I - M: ARPACK measures accuracy relative to the
-    eigenvalue itself, which never converges for the (near-)zero bottom eigenvalues that
-    overparameterized Hessians and their layer blocks have; after the shift the scale is the
-    spectral width (the Krylov space, hence the convergence rate, is the same). "SA" alone first
-    estimates lambda_max loosely (tol 1e-2) for the shift. ``v0`` warm-starts the top run from
-    a previous eigenvector (tracking lambda_max during training); without it the start vector is
-    Gaussian from ``seed`` (reproducible). Non-converged runs keep the converged pairs, set
-    ``converged=False`` and warn. Residuals are relative to max(|lambda|, |lambda_max|).
+    ``method="lanczos"`` (default): one Lanczos run with full reorthogonalization that checks
+    convergence after every product and stops when every wanted pair has residual
+    <= ``tol`` * spectral scale (:func:`lanczos_extreme_eigenpairs`); at most ``max_steps``
+    products (and stored vectors). ``method="arpack"``: implicitly restarted Lanczos
+    (``scipy`` ``eigsh``; bounded memory ``ncv`` vectors, but at least ``ncv`` ~ 20 products per
+    convergence check); its bottom end is computed as the top of lambda_max I - M, because
+    ARPACK measures accuracy relative to the eigenvalue itself and never converges on the
+    (near-)zero bottom eigenvalues of overparameterized Hessians and their layer blocks.
+    ``v0`` warm-starts from a previous eigenvector (tracking lambda_max during training: a few
+    products instead of a few dozen); without it the start vector is Gaussian from ``seed``
+    (reproducible). Single-vector Lanczos reports an exactly repeated eigenvalue once (use
+    "arpack" to resolve multiplicities). Non-converged runs return the current Ritz pairs with
+    ``converged=False`` and a warning. Residuals are recomputed with fresh products, relative
+    to the largest |eigenvalue| found (= |lambda| for a dominant top eigenvalue).
     """
     if which not in ("LA", "SA", "both"):
         raise ValueError(f"which must be 'LA', 'SA' or 'both', got {which!r}")
+    if method not in ("lanczos", "arpack"):
+        raise ValueError(f"method must be 'lanczos' or 'arpack', got {method!r}")
     if not 0 < k < operator.dim:
         raise ValueError(f"need 0 < k={k} < dimension {operator.dim}")
-    linear = operator.as_linear_operator()
     start = _start_vector(operator, v0, seed)
     before = operator.n_products
-    top_values, top_vectors, converged = np.empty(0), np.empty((operator.dim, 0)), True
-    if which in ("LA", "both"):
-        top_values, top_vectors, converged = _top_eigenpairs(linear, k, tol, start, ncv, maxiter)
-        shift = float(top_values[0]) if len(top_values) else 0.0
-    else:
-        shift = float(_top_eigenpairs(linear, 1, 1e-2, start, ncv, maxiter)[0][0])
-    bottom_values, bottom_vectors = np.empty(0), np.empty((operator.dim, 0))
-    if which in ("SA", "both"):
-        shifted = LinearOperator(
-            linear.shape, matvec=lambda x: shift * x.reshape(-1) - linear.matvec(x),
-            matmat=lambda x: shift * x - linear.matmat(x), dtype=np.float64,
+    history: list[float] = []
+    n_top = k if which in ("LA", "both") else 0
+    n_bottom = k if which in ("SA", "both") else 0
+    if method == "lanczos":
+        pairs = lanczos_extreme_eigenpairs(
+            operator.matvec, torch.as_tensor(start).to(operator.device, operator.dtype), n_top, n_bottom, tol,
+            max_steps, seed,
         )
-        bottom_start = start if which == "SA" else _start_vector(operator, None, seed + 1)
-        flipped, bottom_vectors, bottom_converged = _top_eigenpairs(shifted, k, tol, bottom_start, ncv, maxiter)
-        bottom_values, converged = shift - flipped, converged and bottom_converged
+        if not pairs.converged:
+            warnings.warn(f"Lanczos did not converge in {pairs.steps} steps", RuntimeWarning, stacklevel=2)
+        top_values, top_vectors = pairs.top_values.numpy(), pairs.top_vectors.double().cpu().numpy()
+        bottom_values, bottom_vectors = pairs.bottom_values.numpy(), pairs.bottom_vectors.double().cpu().numpy()
+        converged, history = pairs.converged, pairs.top_history
+    else:
+        top_values, top_vectors, bottom_values, bottom_vectors, converged = _arpack_extreme_eigenpairs(
+            operator, n_top, n_bottom, tol, start, seed, ncv, maxiter
+        )
     n_products = operator.n_products - before
-    scale = abs(shift)
+    scale = float(np.abs(np.concatenate([top_values, bottom_values])).max())
     top_residuals = _residuals(operator, top_values, top_vectors, scale)
     bottom_residuals = _residuals(operator, bottom_values, bottom_vectors, scale)
 
@@ -166,11 +182,35 @@ def lanczos_eigenvalues(
         n_products=n_products,
         n_products_total=operator.n_products - before,
         converged=converged,
-        settings={**operator.settings, "k": k, "which": which, "tol": tol, "method": "lanczos (ARPACK eigsh)",
+        settings={**operator.settings, "k": k, "which": which, "tol": tol, "method": method,
                   "warm_start": v0 is not None},
         top_eigenvectors=columns(top_vectors),
         bottom_eigenvectors=columns(bottom_vectors),
+        history=history,
     )
+
+
+def _arpack_extreme_eigenpairs(
+    operator: CurvatureOperator, n_top: int, n_bottom: int, tol: float, start: np.ndarray, seed: int,
+    ncv: int | None, maxiter: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    linear = operator.as_linear_operator()
+    top_values, top_vectors, converged = np.empty(0), np.empty((operator.dim, 0)), True
+    if n_top:
+        top_values, top_vectors, converged = _top_eigenpairs(linear, n_top, tol, start, ncv, maxiter)
+        shift = float(top_values[0]) if len(top_values) else 0.0
+    else:
+        shift = float(_top_eigenpairs(linear, 1, 1e-2, start, ncv, maxiter)[0][0])
+    bottom_values, bottom_vectors = np.empty(0), np.empty((operator.dim, 0))
+    if n_bottom:
+        shifted = LinearOperator(
+            linear.shape, matvec=lambda x: shift * x.reshape(-1) - linear.matvec(x),
+            matmat=lambda x: shift * x - linear.matmat(x), dtype=np.float64,
+        )
+        bottom_start = start if not n_top else _start_vector(operator, None, seed + 1)
+        flipped, bottom_vectors, bottom_converged = _top_eigenpairs(shifted, n_bottom, tol, bottom_start, ncv, maxiter)
+        bottom_values, converged = shift - flipped, converged and bottom_converged
+    return top_values, top_vectors, bottom_values, bottom_vectors, converged
 
 
 def power_iteration_eigenvalue(
@@ -179,10 +219,12 @@ def power_iteration_eigenvalue(
     tol: float = 1e-3,
     v0: Tensor | None = None,
     seed: int = 0,
+    stop_when: Callable[[float], bool] | None = None,
 ) -> EigenResult:
     """PyHessian's power iteration (baseline only): v <- Hv/||Hv||, estimate v^T H v; stop when
     two consecutive estimates differ by less than ``tol`` relative (PyHessian's rule, defaults
-    100 iterations and 1e-3). Finds the eigenvalue of largest magnitude."""
+    100 iterations and 1e-3), or when ``stop_when(estimate)`` (e.g. a benchmark's oracle).
+    Finds the eigenvalue of largest magnitude."""
     generator = torch.Generator().manual_seed(seed)
     v = torch.randn(operator.dim, generator=generator, dtype=torch.float64) if v0 is None else v0.detach().double()
     v = (v / torch.linalg.vector_norm(v)).to(operator.device, operator.dtype)
@@ -195,6 +237,10 @@ def power_iteration_eigenvalue(
         new_estimate = torch.dot(hv, v).item()
         history.append(new_estimate)
         v = hv / torch.linalg.vector_norm(hv)
+        if stop_when is not None and stop_when(new_estimate):
+            converged = True
+            estimate = new_estimate
+            break
         if estimate is not None and abs(estimate - new_estimate) / (abs(estimate) + 1e-6) < tol:
             converged = True
             break
@@ -233,15 +279,17 @@ def hessian_eigenvalues(
     mode: Mode = "eval",
     allow_stochastic: bool = False,
     seed: int = 0,
+    method: Literal["lanczos", "arpack"] = "lanczos",
+    check: bool = True,
 ) -> EigenResult:
     """Extreme eigenvalues of the loss Hessian on one batch (full, or a layer block H_w(k) of
     paper Theorem 1 via ``params``), matrix-free by Lanczos; lambda_max gives the paper's
-    gamma* = 1/||H||. See :class:`HessianOperator` for ``params``/``dtype``/``mode`` and
-    :func:`lanczos_eigenvalues` for ``k``/``which``/``tol``/``v0``."""
+    gamma* = 1/||H||. See :class:`HessianOperator` for ``params``/``dtype``/``mode``/``check``
+    and :func:`lanczos_eigenvalues` for ``k``/``which``/``tol``/``v0``/``method``."""
     operator = HessianOperator(
-        model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic
+        model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic, check=check
     )
-    return lanczos_eigenvalues(operator, k, which, tol, v0, return_eigenvectors, seed)
+    return lanczos_eigenvalues(operator, k, which, tol, v0, return_eigenvectors, seed, method)
 
 
 def gauss_newton_eigenvalues(
@@ -260,13 +308,15 @@ def gauss_newton_eigenvalues(
     mode: Mode = "eval",
     allow_stochastic: bool = False,
     seed: int = 0,
+    method: Literal["lanczos", "arpack"] = "lanczos",
+    check: bool = True,
 ) -> EigenResult:
     """As :func:`hessian_eigenvalues` for the Gauss-Newton matrix J^T H_z J (the H_1 term of paper
     eq. (10)); equal to the Hessian's for a ReLU layer block (Remark 1) or a linear model."""
     operator = GaussNewtonOperator(
-        model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic
+        model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic, check=check
     )
-    return lanczos_eigenvalues(operator, k, which, tol, v0, return_eigenvectors, seed)
+    return lanczos_eigenvalues(operator, k, which, tol, v0, return_eigenvectors, seed, method)
 
 
 def power_iteration_top_eigenvalue(
@@ -284,12 +334,3 @@ def power_iteration_top_eigenvalue(
     operator = HessianOperator(model, loss_fn, inputs, targets, params, dtype)
     return power_iteration_eigenvalue(operator, max_iter, tol, seed=seed)
 
-
-__all__: Sequence[str] = (
-    "EigenResult",
-    "gauss_newton_eigenvalues",
-    "hessian_eigenvalues",
-    "lanczos_eigenvalues",
-    "power_iteration_eigenvalue",
-    "power_iteration_top_eigenvalue",
-)

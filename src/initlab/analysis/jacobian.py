@@ -1,8 +1,11 @@
 """Per-sample spectral norms of the layer Jacobians J^(k) = D_{z^(k)} z^(k+1) (paper Theorem 2).
 
-Corollary 1 asks for ||J^(k)|| ~ 1 and notes it can be "estimated by random simulations": we run
-a power iteration on J^T J with one JVP and one VJP per step (``torch.func``), batched over the
-samples, never forming a dense Jacobian.
+Corollary 1 asks for ||J^(k)|| ~ 1 and notes it can be "estimated by random simulations": we
+iterate on J^T J with one JVP and one VJP per step (``torch.func``), batched over the samples,
+never forming a dense Jacobian. Lanczos (default) certifies its answer through the Ritz residual;
+plain power iteration is kept as an option: on a 784-256-256-10 tanh MLP at init its
+stopping rule (relative change < 1e-3) stopped 2-3% below the true norm, where Lanczos was
+within 1e-6 in fewer steps (the top singular values of a random square layer cluster).
 """
 
 from collections.abc import Callable
@@ -63,7 +66,9 @@ def per_sample_spectral_norms(
     return top.sqrt().to(z.dtype), tridiagonal.steps
 
 
-def _power_top_eigenvalue_sqrt(gram: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float) -> tuple[Tensor, int]:
+def _power_top_eigenvalue_sqrt(
+    gram: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float
+) -> tuple[Tensor, int]:
     tiny = torch.finfo(v.dtype).tiny
     v = _per_sample_scale(v, 1.0 / _per_sample_norm(v))
     estimate = torch.zeros(v.shape[0], dtype=v.dtype, device=v.device)

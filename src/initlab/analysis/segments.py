@@ -37,22 +37,23 @@ class LayerSegment:
         return int(weight.shape[0] * weight[0, 0].numel())
 
 
-def _flat_children(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+def _leaf_modules(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     """Leaf modules of nested ``Sequential`` containers, with their qualified names."""
     children: list[tuple[str, nn.Module]] = []
     for name, child in module.named_children():
         qualified = f"{prefix}{name}"
         if isinstance(child, nn.Sequential):
-            children += _flat_children(child, qualified + ".")
+            children += _leaf_modules(child, qualified + ".")
         else:
             children.append((qualified, child))
     return children
 
 
-def _check_sequential(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def flat_children(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The model's modules in forward order (nested Sequentials flattened), checked to be cuttable."""
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"layer segments need a (nested) nn.Sequential, got {type(model).__name__}")
-    children = _flat_children(model)
+    children = _leaf_modules(model)
     for name, child in children:
         if not isinstance(child, WEIGHT_LAYER_TYPES) and any(
             isinstance(m, WEIGHT_LAYER_TYPES) for m in child.modules()
@@ -63,7 +64,7 @@ def _check_sequential(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def model_prefix(model: nn.Module) -> nn.Sequential:
     """Modules before the first weight layer (maps the data x to z^(0))."""
-    children = _check_sequential(model)
+    children = flat_children(model)
     prefix: list[nn.Module] = []
     for _, child in children:
         if isinstance(child, WEIGHT_LAYER_TYPES):
@@ -74,7 +75,7 @@ def model_prefix(model: nn.Module) -> nn.Sequential:
 
 def layer_segments(model: nn.Module) -> list[LayerSegment]:
     """Segments z^(k) -> z^(k+1), one per weight layer in forward order (shares the model's modules)."""
-    children = _check_sequential(model)
+    children = flat_children(model)
     starts = [i for i, (_, child) in enumerate(children) if isinstance(child, WEIGHT_LAYER_TYPES)]
     if not starts:
         raise ValueError("model has no Linear/Conv weight layer")

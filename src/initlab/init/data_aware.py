@@ -21,8 +21,10 @@ Batch = tuple[Tensor, Tensor]
 Measure = Callable[[LayerSegment, Tensor], float]
 
 
-def _rescale_layerwise(model: nn.Module, inputs: Tensor, measure: Measure, exponent: float, tol: float, max_rescales: int) -> None:
-    """From the input on, multiply each weight layer by measure**(-exponent) until |measure - 1| <= tol.
+def _rescale_layerwise(
+    model: nn.Module, inputs: Tensor, measure: Measure, exponent: float, tol: float, max_rescales: int
+) -> None:
+    """From the input on, multiply each weight layer by measure**(-1/exponent) until |measure - 1| <= tol.
 
     ``measure(segment, z)`` is evaluated at the segment's input z = z^(k) computed with the
     already calibrated earlier layers; ``exponent`` is the power of the weight scale the
@@ -37,12 +39,14 @@ def _rescale_layerwise(model: nn.Module, inputs: Tensor, measure: Measure, expon
             if abs(value - 1.0) <= tol:
                 break
             if not (math.isfinite(value) and value > 0):
-                raise RuntimeError(f"cannot rescale layer {segment.name!r}: its measure is {value}")
+                raise RuntimeError(f"cannot rescale layer {segment.name!r}: its {measure.__name__} is {value}")
             with torch.no_grad():
                 segment.layer.weight.mul_(value ** (-1.0 / exponent))
             value = measure(segment, z)
         if abs(value - 1.0) > tol:
-            raise RuntimeError(f"layer {segment.name!r}: measure {value:.4g} after {max_rescales} rescalings, wanted 1 +- {tol}")
+            raise RuntimeError(
+                f"layer {segment.name!r}: {measure.__name__} {value:.4g} after {max_rescales} rescalings, wanted 1 +- {tol}"
+            )
         with torch.no_grad():
             z = segment.module(z)
 

@@ -103,7 +103,9 @@ class Initializer:
     def _bind(self, rule: Callable[..., None]) -> Callable[..., None]:
         return partial(rule, **{key: self.params[key] for key in hyperparameters(rule)})
 
-    def __call__(self, model: nn.Module, batch: tuple[Tensor, Tensor] | None = None, class_freqs: Tensor | None = None) -> nn.Module:
+    def __call__(
+        self, model: nn.Module, batch: tuple[Tensor, Tensor] | None = None, class_freqs: Tensor | None = None
+    ) -> nn.Module:
         layers = [layer for _, layer in weight_layers(model)]
         if not layers:
             raise ValueError(f"{type(model).__name__} has no Linear/Conv layer to initialize")

@@ -85,14 +85,14 @@ def orthogonal_(weight: Tensor, fan_in: int, fan_out: int, *, gain: float = 1.0)
 def sparse_(weight: Tensor, fan_in: int, fan_out: int, *, k: int = 15) -> None:
     """Every unit (row of [out, in*kh*kw]) gets exactly ``k`` nonzero N(0, 1) incoming weights (Martens 2010).
 
+    A unit with fewer than ``k`` inputs (e.g. a 3x3 convolution on one channel) gets all of them.
     ``nn.init.sparse_`` differs: it zeroes a fraction of every *column*, so the number of
     nonzero incoming weights varies from unit to unit.
     """
     rows = weight.reshape(weight.shape[0], -1)
-    if k > rows.shape[1]:
-        raise ValueError(f"sparse init: k={k} exceeds the {rows.shape[1]} incoming weights per unit")
-    chosen = torch.rand(rows.shape, device=weight.device).topk(k, dim=1).indices
-    values = torch.randn(rows.shape[0], k, dtype=weight.dtype, device=weight.device)
+    nonzero = min(k, rows.shape[1])
+    chosen = torch.rand(rows.shape, device=weight.device).topk(nonzero, dim=1).indices
+    values = torch.randn(rows.shape[0], nonzero, dtype=weight.dtype, device=weight.device)
     with torch.no_grad():
         weight.copy_(torch.zeros_like(rows).scatter_(1, chosen, values).reshape(weight.shape))
 

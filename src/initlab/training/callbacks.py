@@ -123,8 +123,9 @@ class CurvatureTracker(pl.Callback):
         if not trainer.is_global_zero or self.batch is None:
             return
         model = pl_module.model
+        first = self.top_vector is None  # determinism/symmetry are checked once, not at every step
         full = hessian_eigenvalues(model, F.cross_entropy, *self.batch, k=1, tol=self.tol, v0=self.top_vector,
-                                   return_eigenvectors=True)
+                                   return_eigenvectors=True, check=first)
         self.top_vector = full.top_eigenvectors[:, 0]
         lr = trainer.optimizers[0].param_groups[0]["lr"]
         row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "lr": lr, "edge_2_over_lr": 2.0 / lr,
@@ -132,7 +133,7 @@ class CurvatureTracker(pl.Callback):
         if self.per_layer:
             for name, _ in weight_layers(model):
                 row[f"lambda_max_{name}"] = hessian_eigenvalues(model, F.cross_entropy, *self.batch, k=1, tol=self.tol,
-                                                                params=name, include_bias=False).lambda_max
+                                                                params=name, include_bias=False, check=first).lambda_max
         metrics = {f"curvature/{k}": float(v) for k, v in row.items() if k not in ("step", "epoch")}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)

@@ -1,0 +1,58 @@
+"""analyze_model: a JSON-ready record whose numbers agree with the individual functions."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from initlab.analysis import analyze_model, layer_jacobian_norms
+from initlab.models import mlp
+from tests.analysis.curvature_oracles import classification_batch, dense_hessian, tiny_mlp
+
+CE = nn.CrossEntropyLoss()
+
+
+def test_record_is_json_ready_and_consistent() -> None:
+    model = tiny_mlp("relu", seed=50)
+    x, y = classification_batch(seed=51)
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    record = analyze_model(model, CE, x, y, k_top=2, tol=1e-8, trace_probes=20, slq_steps=30, grid=200)
+    assert json.loads(json.dumps(record)) == record
+    assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    analysis, esd = record["analysis"], record["esd"]
+    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y))
+    overall = analysis["global"]
+    np.testing.assert_allclose(overall["top_eigenvalues"], exact[-2:].flip(0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(overall["lambda_min"], exact[0].item(), rtol=1e-6)
+    np.testing.assert_allclose(overall["lr_gamma_star"], 1 / exact[-1].item(), rtol=1e-6)
+    np.testing.assert_allclose(overall["lr_edge"], 2 / exact[-1].item(), rtol=1e-6)
+    assert abs(overall["trace"] - exact.sum().item()) < 4 * overall["trace_se"]
+    assert 0 <= overall["negative_share"] <= overall["negative_share_any"] <= 1
+    layers = analysis["layers"]
+    assert [layer["name"] for layer in layers] == ["1", "3", "5"]
+    assert [(layer["fan_in"], layer["fan_out"]) for layer in layers] == [(8, 16), (16, 16), (16, 4)]
+    norms = layer_jacobian_norms(model, x)
+    for layer, norm in zip(layers, norms, strict=True):
+        np.testing.assert_allclose(layer["jacobian_norm"], norm.item(), rtol=1e-5)
+        assert layer["lambda_max"] <= overall["lambda_max"] * (1 + 1e-8)
+        assert layer["lambda_max"] <= layer["bound_corrected"] and layer["include_bias"] is True
+    np.testing.assert_allclose(layers[0]["weight_std"], model[1].weight.std().item())
+    assert layers[0]["dead_relu_fraction"] is not None and layers[-1]["dead_relu_fraction"] is None
+    assert np.isclose(np.trapezoid(esd["density"], esd["grid"]), 1.0, rtol=1e-3)
+    assert analysis["settings"]["batch_size"] == 32 and analysis["settings"]["loss_reduction"] == "mean"
+
+
+@pytest.mark.slow
+def test_mlp_64_256_256_10_on_512_samples_runs_in_under_a_minute() -> None:
+    torch.manual_seed(0)
+    model = mlp([64], 10, (256, 256), "tanh")
+    x, y = torch.randn(512, 64), torch.randint(0, 10, (512,))
+    start = time.perf_counter()
+    record = analyze_model(model, CE, x, y)
+    assert time.perf_counter() - start < 60
+    assert record["analysis"]["global"]["eigen_converged"]
+    assert max(record["analysis"]["global"]["top_residuals"]) < 1e-3
