@@ -17,6 +17,7 @@ import yaml
 from initlab.training.records import json_safe, write_json
 
 __all__ = [
+    "build_model",
     "compose_config",
     "data_path",
     "load_params",

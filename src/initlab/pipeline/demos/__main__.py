@@ -1,4 +1,5 @@
-"""``python -m initlab.pipeline.demos <name>``: run one demo with its params.yaml section."""
+"""``python -m initlab.pipeline.demos <name>``: run one demo with its ``params.yaml`` settings
+(``demos.<name>`` or, for demos on the prepared data, ``data_demos.<name>``)."""
 
 import importlib
 import time
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     context.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    importlib.import_module(f"initlab.pipeline.demos.{args.name}").run(params["demos"][args.name], context)
+    settings = (params.get("demos", {}) | params.get("data_demos", {}))[args.name]
+    importlib.import_module(f"initlab.pipeline.demos.{args.name}").run(settings, context)
     print(f"demo {args.name}: {time.perf_counter() - start:.1f}s -> {context.out}", flush=True)
 
 
