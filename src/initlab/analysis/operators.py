@@ -179,13 +179,13 @@ class _ParameterOperator(CurvatureOperator):
         loss_fn: LossFn,
         inputs: Tensor,
         targets: Tensor,
-        params: ParamSpec,
-        dtype: torch.dtype | None,
-        include_bias: bool,
-        mode: Mode,
-        allow_stochastic: bool,
-        batched: bool,
-        check: bool,
+        params: ParamSpec = None,
+        dtype: torch.dtype | None = None,
+        include_bias: bool = True,
+        mode: Mode = "eval",
+        allow_stochastic: bool = False,
+        batched: bool = False,
+        check: bool = True,
     ) -> None:
         self.block = resolve_parameter_block(model, params, include_bias)
         work, inputs, targets, self.dtype = _prepare(model, inputs, targets, dtype)
@@ -256,24 +256,6 @@ class HessianOperator(_ParameterOperator):
     The graph lives as long as the operator: drop it when done.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        loss_fn: LossFn,
-        inputs: Tensor,
-        targets: Tensor,
-        params: ParamSpec = None,
-        dtype: torch.dtype | None = None,
-        include_bias: bool = True,
-        mode: Mode = "eval",
-        allow_stochastic: bool = False,
-        batched: bool = False,
-        check: bool = True,
-    ) -> None:
-        super().__init__(
-            model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic, batched, check
-        )
-
     def _build(self, model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor) -> None:
         loss = loss_fn(forward_with_buffer_copies(model, inputs), targets)
         grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True, materialize_grads=True)
@@ -301,24 +283,6 @@ class GaussNewtonOperator(_ParameterOperator):
     cached reverse passes: J v by the double-vjp trick, H_z J v, then J^T (H_z J v).
     Arguments as for :class:`HessianOperator`.
     """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        loss_fn: LossFn,
-        inputs: Tensor,
-        targets: Tensor,
-        params: ParamSpec = None,
-        dtype: torch.dtype | None = None,
-        include_bias: bool = True,
-        mode: Mode = "eval",
-        allow_stochastic: bool = False,
-        batched: bool = False,
-        check: bool = True,
-    ) -> None:
-        super().__init__(
-            model, loss_fn, inputs, targets, params, dtype, include_bias, mode, allow_stochastic, batched, check
-        )
 
     def _build(self, model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor) -> None:
         self._output = forward_with_buffer_copies(model, inputs)
