@@ -1,22 +1,28 @@
 """Helpers shared by the benchmark scripts: data, quiet Lightning, interleaved timing, the RATIO line.
 
 The machine these run on is shared, so every script times its arms round-robin in one process
-(``interleaved``) and reports medians; a ratio of two arms timed side by side is much steadier
-than either absolute number.
+(``interleaved``), keeps wall and CPU time (``timed``) and reports medians of per-round ratios
+(``paired_ratio``): a ratio of two arms timed side by side is much steadier than either number.
 """
 
 import logging
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MNIST_T10K_CANDIDATES = (Path("/work/shared/data/mnist-t10k"), REPO_ROOT.parent / "shared" / "data" / "mnist-t10k")
 
-# (input shape, MLP widths) of the benchmarked datasets: 64-256-256-10 and 784-256-256-10.
+T = TypeVar("T")
+
+# Input shape of each benchmarked dataset (flattened: the MLPs' 64 and 784 inputs).
 DATASETS = {"digits": (1, 8, 8), "mnist_t10k": (1, 28, 28)}
 
 
@@ -46,12 +52,12 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def interleaved(arms: dict[str, Callable[[], float]], rounds: int, warmup: bool = True) -> dict[str, list[float]]:
+def interleaved(arms: dict[str, Callable[[], T]], rounds: int, warmup: bool = True) -> dict[str, list[T]]:
     """Run every arm once per round, in turn (one untimed warm-up round first); each arm returns a value."""
     if warmup:
         for arm in arms.values():
             arm()
-    results: dict[str, list[float]] = {name: [] for name in arms}
+    results: dict[str, list[T]] = {name: [] for name in arms}
     for _ in range(rounds):
         for name, arm in arms.items():
             results[name].append(arm())
@@ -63,23 +69,52 @@ def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds ``fn()`` takes."""
-    start = time.perf_counter()
+class Timing(NamedTuple):
+    """Wall seconds and this process's CPU seconds (all its threads) of one timed call."""
+
+    wall: float
+    cpu: float
+
+
+def timed(fn: Callable[[], object]) -> Timing:
+    """Wall and CPU seconds ``fn()`` takes.
+
+    On a shared machine the wall time also counts the time other jobs held the cores; the CPU
+    time counts only our own work, so with one torch thread it is the steadier measure.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def run_timed(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> tuple[Timing, str]:
+    """Run ``cmd`` from the repository root; its wall and CPU seconds (user + system) and its output.
+
+    The CPU time comes from the rusage of waited-for children, so the command runs alone.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu), proc.stdout + proc.stderr
 
 
 def machine_line() -> str:
-    """CPU count, torch threads and load average: the context a reader needs to judge a number."""
-    import torch
+    """CPU count, torch threads (when torch is loaded here) and load average: a number's context."""
+    torch = sys.modules.get("torch")
+    threads = f", torch threads {torch.get_num_threads()}" if torch is not None else ""
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"machine: {os.cpu_count()} CPUs{threads}, load average {load}"
 
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
 
-
-def ratio_line(name: str, value: float, goal: float, higher_is_better: bool = True) -> str:
-    """The final ``RATIO <name> = <x> (goal <g>)`` line every script prints."""
+def ratio_line(name: str, value: float, goal: float | None, higher_is_better: bool = True) -> str:
+    """The final ``RATIO <name> = <x> (goal <g>)`` line every script prints (``goal=None``: none set)."""
+    if goal is None:
+        return f"RATIO {name} = {value:.3f} (no goal set; {'higher' if higher_is_better else 'lower'} is better)"
     met = value >= goal if higher_is_better else value <= goal
     sign = ">=" if higher_is_better else "<="
     return f"RATIO {name} = {value:.3f} (goal {sign} {goal:g}: {'met' if met else 'NOT met'})"

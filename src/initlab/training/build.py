@@ -75,14 +75,13 @@ def optimizer_config(cfg: DictConfig, model: nn.Module, batch: Batch) -> tuple[D
 
 def build_module(cfg: DictConfig, model: nn.Module, batch: Batch) -> tuple[Any, dict[str, float]]:
     """The LightningModule with the optimizer/schedule partials (``lr=auto`` resolved on ``batch``)."""
-    import torch
     from hydra.utils import instantiate
 
     from initlab.training.module import ClassifierModule
 
     optim_cfg, lr_auto = optimizer_config(cfg, model, batch)
     if cfg.model.get("compile", False):
-        model = torch.compile(model)
+        model.compile()  # in place: checkpoints keep the plain parameter names
     module = ClassifierModule(model, instantiate(optim_cfg), instantiate(cfg.sched), num_classes=cfg.data.num_classes)
     return module, lr_auto
 
