@@ -184,10 +184,10 @@ def _dry_build(cfg: DictConfig) -> list[str]:
 
     if not isinstance(cfg.get("model"), DictConfig):
         return []
+    from initlab.training.build import instantiate_model
+
     try:
-        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-        model_cfg.pop("compile", None)
-        model = instantiate(model_cfg)
+        model = instantiate_model(cfg.model)
     except Exception as err:
         return [f"model: {_reason(err)}"]
     problems = []

@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from initlab.config import CONFIG_DIR
+from initlab.training.build import instantiate_model
 from initlab.training.run import run_training
 from tests.conftest import FAST, requires_shared_mnist, run_cli
 
@@ -26,7 +27,7 @@ def test_every_option_composes_and_instantiates(compose_cfg, group, option):
     if group == "data":
         datamodule = instantiate(cfg.data)
         assert datamodule.num_classes == cfg.data.num_classes
-    model = instantiate(cfg.model)
+    model = instantiate_model(cfg.model)
     assert isinstance(model, torch.nn.Module)
     instantiate(cfg.init)(model, batch=(torch.randn(32, *cfg.data.input_shape), torch.arange(32) % cfg.data.num_classes),
                           class_freqs=torch.full((cfg.data.num_classes,), 1 / cfg.data.num_classes))

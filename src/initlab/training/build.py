@@ -24,13 +24,20 @@ def build_datamodule(cfg: DictConfig) -> Any:
     return datamodule
 
 
+def instantiate_model(model_cfg: DictConfig) -> nn.Module:
+    """The ``nn.Module`` of a model config (its ``compile`` flag is applied by :func:`build_module`)."""
+    from hydra.utils import instantiate
+
+    node = OmegaConf.to_container(model_cfg, resolve=True)
+    node.pop("compile", None)
+    return instantiate(node)
+
+
 def build_model(cfg: DictConfig, datamodule: Any) -> tuple[nn.Module, Batch]:
     """The model initialized by ``cfg.init`` (data-aware inits see ``init_batch_size`` training samples)."""
     from hydra.utils import instantiate
 
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg.pop("compile", None)
-    model = instantiate(model_cfg)
+    model = instantiate_model(cfg.model)
     init_batch = datamodule.sample_batch(cfg.init_batch_size, seed=cfg.seed)
     instantiate(cfg.init)(model, batch=init_batch, class_freqs=datamodule.class_frequencies())
     return model, init_batch
