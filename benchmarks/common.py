@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MNIST_T10K_CANDIDATES = (Path("/work/shared/data/mnist-t10k"), REPO_ROOT.parent / "shared" / "data" / "mnist-t10k")
+# Inside the repository only: the files shipped with the package, or a copy under data/
+MNIST_T10K_CANDIDATES = (REPO_ROOT / "src" / "initlab" / "data" / "assets" / "mnist_t10k",
+                         REPO_ROOT / "data" / "mnist-t10k")
+MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 T = TypeVar("T")
 
@@ -26,12 +29,30 @@ T = TypeVar("T")
 DATASETS = {"digits": (1, 8, 8), "mnist_t10k": (1, 28, 28)}
 
 
-def mnist_t10k_path() -> Path:
-    """The shared MNIST test split; fails with the folders tried when it is absent."""
+def mnist_t10k_path(required: bool = True) -> Path | None:
+    """The repository's MNIST test split (both IDX files); without it: exit naming the folders tried,
+    or None when not ``required``."""
     for path in MNIST_T10K_CANDIDATES:
-        if (path / "t10k-images-idx3-ubyte.gz").is_file():
+        if all((path / name).is_file() for name in MNIST_FILES):
             return path
-    raise SystemExit(f"mnist_t10k not found in {[str(p) for p in MNIST_T10K_CANDIDATES]}")
+    if not required:
+        return None
+    raise SystemExit(f"mnist_t10k not found in {[str(p.relative_to(REPO_ROOT)) for p in MNIST_T10K_CANDIDATES]}")
+
+
+def read_idx_images(path: Path):
+    """All images of an MNIST IDX pair as standardized float32 [n, 1, 28, 28] and int64 labels."""
+    import gzip
+
+    import numpy as np
+    import torch
+
+    with gzip.open(path / MNIST_FILES[0]) as f:
+        pixels = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(path / MNIST_FILES[1]) as f:
+        labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
+    x = (torch.from_numpy(pixels.astype(np.float32)) / 255 - 0.1307) / 0.3081
+    return x, torch.from_numpy(labels.astype(np.int64))
 
 
 def datamodule(name: str, root: str | Path, batch_size: int = 128, seed: int = 0):

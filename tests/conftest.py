@@ -15,7 +15,6 @@ from omegaconf import DictConfig, open_dict
 from initlab.config import CONFIG_DIR, PROJECT_ROOT, register_resolvers
 
 register_resolvers()
-SHARED_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist-t10k"
 FAST = ["debug=fast", "logger=none", "callbacks=default"]
 
 
@@ -46,7 +45,3 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict | None =
     if args and args[0].endswith(".py"):
         command = [sys.executable, str(PROJECT_ROOT / args[0]), *args[1:]]
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
-
-
-def requires_shared_mnist() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"real MNIST test split not found at {SHARED_MNIST}")

@@ -7,10 +7,11 @@ and ``aggregate.md`` (mean +- std over seeds per configuration, status counts, b
 import argparse
 import csv
 import json
-import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+from initlab.stats import mean_std
 
 IGNORED_OVERRIDE_PREFIXES = ("seed=", "paths.", "hydra.", "logger", "callbacks")
 METRIC_COLUMNS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
@@ -42,8 +43,8 @@ def summarize(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
         done = [r for r in runs if r["status"] == "done"]
         entry: dict[str, Any] = {"config": config, "runs": len(runs), "done": len(done)}
         for column in METRIC_COLUMNS:
-            values = [r[column] for r in done if r[column] is not None]
-            entry[column] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0) if values else None
+            mean, std, n = mean_std(r[column] for r in done)
+            entry[column] = (mean, std) if n else None
         summary.append(entry)
     sign = -1.0 if metric.endswith("acc") else 1.0
     return sorted(summary, key=lambda e: (e[metric] is None, sign * e[metric][0] if e[metric] else 0.0))

@@ -42,3 +42,26 @@ def dense_hessian(model: nn.Module, loss_fn, inputs: Tensor, targets: Tensor, na
         return loss_fn(torch.func.functional_call(model, {**params, **override}, (inputs,)), targets)
 
     return torch.func.hessian(loss_of)(flat_params(model, names)).detach()
+
+
+def dense(operator) -> Tensor:
+    """All columns of a curvature operator (tiny dims only): M = M I."""
+    return operator.matmat(torch.eye(operator.dim, dtype=operator.dtype, device=operator.device))
+
+
+def dense_gauss_newton(model: nn.Module, loss_fn, inputs: Tensor, targets: Tensor, names: list[str] | None = None
+                       ) -> Tensor:
+    """Oracle: J^T H_z J from dense Jacobians (torch.func.jacrev of the outputs, torch.func.hessian of the loss)."""
+    params = dict(model.named_parameters())
+    names = names or list(params)
+    shapes = [params[n].shape for n in names]
+    sizes = [params[n].numel() for n in names]
+
+    def outputs_of(flat: Tensor) -> Tensor:
+        override = {n: c.reshape(s) for n, c, s in zip(names, torch.split(flat, sizes), shapes, strict=True)}
+        return torch.func.functional_call(model, {**params, **override}, (inputs,)).reshape(-1)
+
+    out = model(inputs).detach()
+    jac = torch.func.jacrev(outputs_of)(flat_params(model, names)).detach()
+    h_z = torch.func.hessian(lambda z: loss_fn(z.reshape(out.shape), targets))(out.reshape(-1)).detach()
+    return jac.T @ h_z @ jac

@@ -1,4 +1,4 @@
-"""Hessian operator and eigenvalues vs exact dense oracles (torch.func.hessian, closed forms)."""
+"""Hessian / Gauss-Newton operators and the Lanczos record vs exact dense oracles (torch.func.hessian, closed forms)."""
 
 import numpy as np
 import pytest
@@ -7,23 +7,23 @@ from torch import nn
 
 from initlab.analysis import (
     CurvatureCheckError,
-    CurvatureOperator,
-    GaussNewtonOperator,
-    HessianOperator,
+    CurvatureProblem,
+    DatasetOperator,
     StochasticModelError,
-    gauss_newton_eigenvalues,
-    hessian_eigenvalues,
-    lanczos_eigenvalues,
-    power_iteration_top_eigenvalue,
+    curvature_record,
+    top_eigenvalue,
 )
-from tests.analysis.curvature_oracles import classification_batch, dense_hessian, tiny_mlp
+from tests.analysis.curvature_oracles import classification_batch, dense, dense_hessian, tiny_mlp
 
 CE = nn.CrossEntropyLoss()
 
 
-def dense(operator: CurvatureOperator) -> torch.Tensor:
-    """All columns of the operator (tiny dims only)."""
-    return operator.matmat(torch.eye(operator.dim, dtype=operator.dtype))
+def record(model, loss_fn, x, y, **options):
+    """curvature_record of one batch; problem options and solver options split by name."""
+    problem_keys = {"params", "block", "kind", "dtype", "include_bias", "mode", "allow_stochastic", "batch_size",
+                    "check"}
+    problem = CurvatureProblem(model, loss_fn, (x, y), **{k: v for k, v in options.items() if k in problem_keys})
+    return curvature_record(problem, **{k: v for k, v in options.items() if k not in problem_keys})
 
 
 def regression_batch(n: int = 40, d: int = 5, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,44 +33,57 @@ def regression_batch(n: int = 40, d: int = 5, seed: int = 2) -> tuple[torch.Tens
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
-@pytest.mark.parametrize("method", ["lanczos", "arpack"])
-def test_full_hessian_extreme_eigenvalues_match_dense(activation: str, method: str) -> None:
+def test_full_hessian_extreme_eigenvalues_match_dense(activation: str) -> None:
     model = tiny_mlp(activation)
     x, y = classification_batch()
     exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y))
-    result = lanczos_eigenvalues(HessianOperator(model, CE, x, y), k=3, which="both", tol=1e-10, method=method)
+    result = record(model, CE, x, y, k=3, which="both", tol=1e-10)
     np.testing.assert_allclose(result.top, exact[-3:].flip(0).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(result.bottom[0], exact[0].item(), rtol=1e-6)
-    assert max(result.top_residuals + result.bottom_residuals) < 1e-6
+    np.testing.assert_allclose(result.bottom, exact[:3].numpy(), rtol=1e-6)
+    assert max(result.residuals["top"] + result.residuals["bottom"]) < 1e-6
     assert result.converged and result.n_products > 0
-    assert result.settings["batch_size"] == 32 and result.settings["loss_reduction"] == "mean"
-    assert result.settings["dtype"] == "float64" and result.settings["mode"] == "eval"
-    assert result.settings["method"] == method
+    np.testing.assert_allclose(result.ratio, exact[0].item() / exact[-1].item(), rtol=1e-6)
+    settings = result.settings
+    assert settings["num_samples"] == 32 and settings["loss_reduction"] == "mean"
+    assert settings["dtype"] == "float64" and settings["mode"] == "eval" and settings["kind"] == "hessian"
 
 
-@pytest.mark.parametrize("method", ["lanczos", "arpack"])
-def test_one_sided_requests_on_a_block_with_zero_bottom(method: str) -> None:
+def test_residual_certificates_are_true_residuals() -> None:
+    # the bound beta_m |s_mi| read off the tridiagonal equals ||H y - theta y|| from a fresh product
+    model = tiny_mlp("tanh", seed=1)
+    x, y = classification_batch(seed=2)
+    hessian = dense_hessian(model, CE, x, y)
+    result = record(model, CE, x, y, k=2, which="both", tol=1e-3)
+    scale = max(abs(v) for v in result.top + result.bottom)
+    for values, vectors, residuals in [(result.top, result.top_vectors, result.residuals["top"]),
+                                       (result.bottom, result.bottom_vectors, result.residuals["bottom"])]:
+        values = torch.tensor(values, dtype=torch.float64)
+        true = torch.linalg.vector_norm(hessian @ vectors - vectors * values, dim=0) / scale
+        np.testing.assert_allclose(residuals, true.numpy(), rtol=1e-5, atol=1e-14)
+        assert max(residuals) <= 1e-3
+
+
+def test_one_sided_requests_on_a_block_with_zero_bottom() -> None:
     # last-layer block under softmax: a null space (shift all logits), so lambda_min = 0 exactly
     model = tiny_mlp("relu", seed=3)
     x, y = classification_batch(seed=4)
     exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, ["5.weight", "5.bias"]))
-    operator = HessianOperator(model, CE, x, y, params="5")
-    top = lanczos_eigenvalues(operator, k=2, which="LA", tol=1e-10, method=method)
+    top = record(model, CE, x, y, params="5", k=2, which="top", tol=1e-10)
     np.testing.assert_allclose(top.top, exact[-2:].flip(0).numpy(), rtol=1e-6)
-    bottom = lanczos_eigenvalues(operator, k=1, which="SA", tol=1e-10, method=method)
+    bottom = record(model, CE, x, y, block="5", k=1, which="bottom", tol=1e-10)
     np.testing.assert_allclose(bottom.bottom, [0.0], atol=1e-9 * exact[-1].item())
     assert top.bottom == [] and bottom.top == [] and top.converged and bottom.converged
+    assert top.lambda_min is None and top.ratio is None
 
 
-def test_repeated_eigenvalues_single_vector_lanczos_vs_arpack() -> None:
+def test_single_vector_lanczos_sees_a_repeated_eigenvalue_once() -> None:
     model = tiny_mlp("relu", seed=3)
     x, y = classification_batch(seed=4)
-    operator = HessianOperator(model, CE, x, y, params="5")
-    scale = lanczos_eigenvalues(operator, tol=1e-10).lambda_max
-    arpack = lanczos_eigenvalues(operator, k=2, which="SA", tol=1e-10, method="arpack")
-    np.testing.assert_allclose(arpack.bottom, [0.0, 0.0], atol=1e-9 * scale)  # null space has dim > 1
-    single = lanczos_eigenvalues(operator, k=2, which="SA", tol=1e-10)
-    assert abs(single.bottom[0]) < 1e-9 * scale < single.bottom[1]  # the zero eigenspace is seen once
+    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, ["5.weight", "5.bias"]))
+    scale = exact[-1].item()
+    assert (exact.abs() < 1e-9 * scale).sum() > 1  # the null space has dimension > 1
+    single = record(model, CE, x, y, params="5", k=2, which="bottom", tol=1e-10)
+    assert abs(single.bottom[0]) < 1e-9 * scale < single.bottom[1]
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -81,13 +94,13 @@ def test_layer_block_eigenvalues_match_dense_block(activation: str, include_bias
     for layer in ["1", "3", "5"]:
         names = [f"{layer}.weight"] + ([f"{layer}.bias"] if include_bias else [])
         exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, names))
-        result = hessian_eigenvalues(model, CE, x, y, k=1, which="both", params=layer, include_bias=include_bias,
-                                     tol=1e-10)
+        result = record(model, CE, x, y, k=1, which="both", params=layer, include_bias=include_bias, tol=1e-10)
         np.testing.assert_allclose(result.lambda_max, exact[-1].item(), rtol=1e-6)
         # a layer block's bottom eigenvalue is often exactly 0 (softmax shift invariance): compare on the block's scale
         np.testing.assert_allclose(result.lambda_min, exact[0].item(), rtol=1e-6, atol=1e-8 * exact[-1].item())
-        assert max(result.top_residuals + result.bottom_residuals) < 1e-6 and result.converged
+        assert max(result.residuals["top"] + result.residuals["bottom"]) < 1e-6 and result.converged
         assert result.settings["include_bias"] is include_bias and result.settings["layer"] == layer
+        assert set(result.layer_share) == {layer} and abs(result.layer_share[layer] - 1) < 1e-12
 
 
 def test_linear_regression_hessian_is_twice_the_gram_matrix() -> None:
@@ -96,9 +109,9 @@ def test_linear_regression_hessian_is_twice_the_gram_matrix() -> None:
     model = nn.Sequential(nn.Linear(5, 1)).double()
     gram = torch.cat([x, torch.ones(40, 1, dtype=torch.float64)], dim=1)
     exact = 2.0 / 40 * gram.T @ gram
-    operator = HessianOperator(model, nn.MSELoss(), x, y)
+    operator = DatasetOperator(CurvatureProblem(model, nn.MSELoss(), (x, y)))
     torch.testing.assert_close(dense(operator), exact, rtol=1e-12, atol=1e-12)
-    result = hessian_eigenvalues(model, nn.MSELoss(), x, y, k=2, which="both", tol=1e-12)
+    result = record(model, nn.MSELoss(), x, y, k=2, which="both", tol=1e-12)
     eigs = torch.linalg.eigvalsh(exact)
     np.testing.assert_allclose(result.top, eigs[-2:].flip(0).numpy(), rtol=1e-8)
     np.testing.assert_allclose(result.bottom, eigs[:2].numpy(), rtol=1e-8)
@@ -111,9 +124,10 @@ def test_softmax_regression_matches_closed_form() -> None:
     model = nn.Sequential(nn.Linear(6, 3, bias=False)).double()
     p = torch.softmax(model(x), dim=1).detach()
     exact = sum(torch.kron(torch.diag(pi) - torch.outer(pi, pi), torch.outer(xi, xi)) for pi, xi in zip(p, x)) / 50
-    torch.testing.assert_close(dense(HessianOperator(model, CE, x, y)), exact, rtol=1e-10, atol=1e-12)
-    result = hessian_eigenvalues(model, CE, x, y, tol=1e-12)
-    np.testing.assert_allclose(result.lambda_max, torch.linalg.eigvalsh(exact)[-1].item(), rtol=1e-8)
+    operator = DatasetOperator(CurvatureProblem(model, CE, (x, y)))
+    torch.testing.assert_close(dense(operator), exact, rtol=1e-10, atol=1e-12)
+    lam = top_eigenvalue(CurvatureProblem(model, CE, (x, y)), tol=1e-12)
+    np.testing.assert_allclose(lam, torch.linalg.eigvalsh(exact)[-1].item(), rtol=1e-8)
 
 
 def test_relu_layer_blocks_equal_gauss_newton_exactly() -> None:
@@ -121,22 +135,20 @@ def test_relu_layer_blocks_equal_gauss_newton_exactly() -> None:
     # The full Hessian is not: cross-layer blocks keep D_z L * D^2 z (products of weights).
     model = tiny_mlp("relu", seed=7)
     x, y = classification_batch(seed=8)
+    problem = CurvatureProblem(model, CE, (x, y))
     for layer in range(3):
-        hessian = dense(HessianOperator(model, CE, x, y, params=layer))
-        gauss_newton = dense(GaussNewtonOperator(model, CE, x, y, params=layer))
+        hessian = dense(DatasetOperator(problem.replace(block=layer)))
+        gauss_newton = dense(DatasetOperator(problem.replace(block=layer, kind="gauss_newton")))
         assert (hessian - gauss_newton).abs().max() <= 1e-8 * hessian.abs().max()
-        hessian_top = hessian_eigenvalues(model, CE, x, y, params=layer, tol=1e-10).lambda_max
-        gn_top = gauss_newton_eigenvalues(model, CE, x, y, params=layer, tol=1e-10).lambda_max
-        assert abs(hessian_top - gn_top) <= 1e-8 * abs(hessian_top)
-    full_gap = dense(HessianOperator(model, CE, x, y)) - dense(GaussNewtonOperator(model, CE, x, y))
+    full_gap = dense(DatasetOperator(problem)) - dense(DatasetOperator(problem.replace(kind="gauss_newton")))
     assert full_gap.abs().max() > 1e-3
 
 
 def test_tanh_with_large_weights_hessian_differs_from_gauss_newton() -> None:
     model = tiny_mlp("tanh", seed=7, scale=3.0)
     x, y = classification_batch(seed=8)
-    hessian = hessian_eigenvalues(model, CE, x, y, params=0, which="both", tol=1e-10)
-    gauss_newton = gauss_newton_eigenvalues(model, CE, x, y, params=0, which="both", tol=1e-10)
+    hessian = record(model, CE, x, y, params=0, which="both", tol=1e-10)
+    gauss_newton = record(model, CE, x, y, params=0, kind="gauss_newton", which="both", tol=1e-10)
     assert abs(hessian.lambda_max - gauss_newton.lambda_max) > 0.05 * gauss_newton.lambda_max
     assert hessian.lambda_min < -0.05 * hessian.lambda_max  # H_2 makes H indefinite; G is PSD
     assert gauss_newton.lambda_min > -1e-10 * gauss_newton.lambda_max
@@ -145,34 +157,35 @@ def test_tanh_with_large_weights_hessian_differs_from_gauss_newton() -> None:
 def test_gauss_newton_is_psd_and_equals_hessian_for_linear_model() -> None:
     model = tiny_mlp("tanh", seed=9)
     x, y = classification_batch(seed=10)
-    assert torch.linalg.eigvalsh(dense(GaussNewtonOperator(model, CE, x, y)))[0] > -1e-12
+    ggn = CurvatureProblem(model, CE, (x, y), kind="gauss_newton")
+    assert torch.linalg.eigvalsh(dense(DatasetOperator(ggn)))[0] > -1e-12
     torch.manual_seed(1)
     linear = nn.Sequential(nn.Linear(8, 4)).double()
-    torch.testing.assert_close(
-        dense(GaussNewtonOperator(linear, CE, x, y)), dense(HessianOperator(linear, CE, x, y)), rtol=1e-10, atol=1e-13
-    )
+    problem = CurvatureProblem(linear, CE, (x, y))
+    torch.testing.assert_close(dense(DatasetOperator(problem.replace(kind="gauss_newton"))),
+                               dense(DatasetOperator(problem)), rtol=1e-10, atol=1e-13)
 
 
 def test_block_eigenvalues_interlace_full_spectrum() -> None:
     model = tiny_mlp("tanh", seed=11)
     x, y = classification_batch(seed=12)
-    full = hessian_eigenvalues(model, CE, x, y, which="both", tol=1e-10)
+    full = record(model, CE, x, y, which="both", tol=1e-10)
     for layer in range(3):
-        block = hessian_eigenvalues(model, CE, x, y, params=layer, which="both", tol=1e-10)
+        block = record(model, CE, x, y, params=layer, which="both", tol=1e-10)
         assert full.lambda_min - 1e-10 <= block.lambda_min <= block.lambda_max <= full.lambda_max + 1e-10
 
 
 def test_sum_reduction_scales_eigenvalues_by_batch_size() -> None:
     model = tiny_mlp("relu", seed=13)
     x, y = classification_batch(seed=14)
-    mean = hessian_eigenvalues(model, CE, x, y, tol=1e-10)
-    total = hessian_eigenvalues(model, nn.CrossEntropyLoss(reduction="sum"), x, y, tol=1e-10)
+    mean = record(model, CE, x, y, tol=1e-10)
+    total = record(model, nn.CrossEntropyLoss(reduction="sum"), x, y, tol=1e-10, batch_size=10)  # 4 chunks
     np.testing.assert_allclose(total.lambda_max, 32 * mean.lambda_max, rtol=1e-8)
     assert total.settings["loss_reduction"] == "sum"
-    functional = hessian_eigenvalues(model, nn.functional.cross_entropy, x, y, tol=1e-10)
+    functional = record(model, nn.functional.cross_entropy, x, y, tol=1e-10)
     np.testing.assert_allclose(functional.lambda_max, mean.lambda_max, rtol=1e-10)
     assert functional.settings["loss_reduction"] == "mean"
-    custom = hessian_eigenvalues(model, lambda out, t: CE(out, t), x, y, tol=1e-10)
+    custom = record(model, lambda out, t: CE(out, t), x, y, tol=1e-10)
     assert custom.settings["loss_reduction"] == "unknown"
 
 
@@ -180,7 +193,7 @@ def test_gradient_descent_is_stable_exactly_below_two_over_lambda_max() -> None:
     x, y = regression_batch(n=50, d=3, seed=15)
     torch.manual_seed(2)
     model = nn.Sequential(nn.Linear(3, 1)).double()
-    lam = hessian_eigenvalues(model, nn.MSELoss(), x, y, tol=1e-12).lambda_max
+    lam = top_eigenvalue(CurvatureProblem(model, nn.MSELoss(), (x, y)), tol=1e-12)
 
     def final_loss(lr: float, steps: int = 400) -> tuple[float, float]:
         trained = nn.Sequential(nn.Linear(3, 1)).double()
@@ -205,40 +218,26 @@ def test_gradient_descent_is_stable_exactly_below_two_over_lambda_max() -> None:
 def test_warm_start_needs_fewer_products() -> None:
     model = tiny_mlp("tanh", seed=16)
     x, y = classification_batch(seed=17)
-    first = hessian_eigenvalues(model, CE, x, y, tol=1e-8, return_eigenvectors=True)
-    with torch.no_grad():  # a small training step moves the eigenvector a little
-        loss = CE(model(x), y)
+    first = record(model, CE, x, y, tol=1e-8)
     grads = torch.autograd.grad(CE(model(x), y), list(model.parameters()))
-    with torch.no_grad():
+    with torch.no_grad():  # a small training step moves the eigenvector a little
         for p, g in zip(model.parameters(), grads, strict=True):
             p -= 0.1 * g
-    cold = hessian_eigenvalues(model, CE, x, y, tol=1e-8)
-    warm = hessian_eigenvalues(model, CE, x, y, tol=1e-8, v0=first.top_eigenvectors[:, 0], return_eigenvectors=True)
-    assert loss.item() > 0
+    cold = record(model, CE, x, y, tol=1e-8)
+    warm = record(model, CE, x, y, tol=1e-8, v0=first.top_vectors[:, 0], check=False)
     np.testing.assert_allclose(warm.lambda_max, cold.lambda_max, rtol=1e-7)
     assert warm.n_products < cold.n_products
     assert warm.settings["warm_start"] and not cold.settings["warm_start"]
-    exact_start = hessian_eigenvalues(model, CE, x, y, tol=1e-8, v0=warm.top_eigenvectors, return_eigenvectors=True)
+    exact_start = record(model, CE, x, y, tol=1e-8, v0=warm.top_vectors, check=False)
     assert exact_start.n_products <= 3  # an eigenvector spans an invariant subspace at once
-    arpack = lanczos_eigenvalues(HessianOperator(model, CE, x, y), tol=1e-8, method="arpack")
-    assert warm.n_products < arpack.n_products
-
-
-def test_power_iteration_baseline_is_close_but_costlier() -> None:
-    model = tiny_mlp("tanh", seed=18)
-    x, y = classification_batch(seed=19)
-    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y))[-1].item()
-    power = power_iteration_top_eigenvalue(model, CE, x, y, max_iter=1000, tol=1e-6)
-    assert abs(power.lambda_max - exact) < 1e-3 * exact
-    assert len(power.history) == power.n_products
 
 
 def test_float64_option_works_on_a_copy() -> None:
     model = tiny_mlp("tanh", seed=20).float()
     x, y = classification_batch(seed=21)
     before = [p.detach().clone() for p in model.parameters()]
-    result64 = hessian_eigenvalues(model, CE, x.float(), y, dtype=torch.float64, tol=1e-10)
-    result32 = hessian_eigenvalues(model, CE, x.float(), y)
+    result64 = record(model, CE, x.float(), y, dtype=torch.float64, tol=1e-10)
+    result32 = record(model, CE, x.float(), y)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     exact = torch.linalg.eigvalsh(dense_hessian(model.double(), CE, x, y))[-1].item()
@@ -260,14 +259,14 @@ def test_batchnorm_state_and_mode_are_untouched(mode: str) -> None:
     model(x)  # non-trivial running statistics
     buffers = {n: b.clone() for n, b in model.named_buffers()}
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    result = hessian_eigenvalues(model, CE, x, y, mode=mode, which="both")
+    result = record(model, CE, x, y, mode=mode, which="both")
     assert result.settings["mode"] == mode
     assert all(m.training for m in model.modules())
     assert all(torch.equal(buffers[n], b) for n, b in model.named_buffers())
     assert all(torch.equal(params[n], p) for n, p in model.named_parameters())
     model.eval()
-    manual = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y))[-1].item() if mode == "eval" else None
-    if manual is not None:
+    if mode == "eval":
+        manual = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y))[-1].item()
         np.testing.assert_allclose(result.lambda_max, manual, rtol=1e-6)
     assert not model.training
 
@@ -277,9 +276,9 @@ def test_dropout_in_train_mode_is_refused_unless_allowed() -> None:
     model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.ReLU(), nn.Linear(16, 4)).double().train()
     x, y = classification_batch(seed=25)
     with pytest.raises(StochasticModelError, match="Dropout|1"):
-        hessian_eigenvalues(model, CE, x, y, mode="train")
-    assert hessian_eigenvalues(model, CE, x, y).settings["mode"] == "eval"  # default: deterministic eval
-    allowed = hessian_eigenvalues(model, CE, x, y, mode="train", allow_stochastic=True)
+        record(model, CE, x, y, mode="train")
+    assert record(model, CE, x, y).settings["mode"] == "eval"  # default: deterministic eval
+    allowed = record(model, CE, x, y, mode="train", allow_stochastic=True)
     assert allowed.settings["mode"] == "train" and model.training
 
 
@@ -291,35 +290,31 @@ def test_hidden_randomness_fails_the_determinism_check() -> None:
     model = nn.Sequential(nn.Linear(8, 4), Noise()).double()
     x, y = classification_batch(seed=26)
     with pytest.raises(CurvatureCheckError, match="stochastic"):
-        HessianOperator(model, CE, x, y)
+        DatasetOperator(CurvatureProblem(model, CE, (x, y)))
 
 
-def test_asymmetric_operator_fails_the_symmetry_check() -> None:
-    class Skewed(CurvatureOperator):
-        def __init__(self) -> None:
-            self.dim, self.dtype, self.device = 6, torch.float64, torch.device("cpu")
-            self.n_products, self.settings = 0, {}
-            self.matrix = torch.eye(6, dtype=torch.float64) + torch.triu(torch.ones(6, 6, dtype=torch.float64), 1)
-
-        def _products(self, vectors: torch.Tensor) -> torch.Tensor:
-            return vectors @ self.matrix.T
-
-    with pytest.raises(CurvatureCheckError, match="symmetric"):
-        Skewed().check()
-
-
-def test_scipy_linear_operator_view_and_product_count() -> None:
+def test_record_as_dict_is_plain() -> None:
     model = tiny_mlp("relu", seed=27)
     x, y = classification_batch(seed=28)
-    operator = HessianOperator(model, CE, x, y)
-    assert operator.n_products == 0
-    v = np.random.default_rng(0).standard_normal((operator.dim, 3))
-    np.testing.assert_allclose(
-        operator.as_linear_operator() @ v, dense_hessian(model, CE, x, y).numpy() @ v, rtol=1e-10, atol=1e-12
-    )
-    assert operator.n_products == 3
-    batched = HessianOperator(model, CE, x, y, batched=True)
-    torch.testing.assert_close(batched.matmat(torch.as_tensor(v)), operator.matmat(torch.as_tensor(v)))
-    batched_gn = GaussNewtonOperator(model, CE, x, y, batched=True)
-    looped_gn = GaussNewtonOperator(model, CE, x, y)
-    torch.testing.assert_close(batched_gn.matmat(torch.as_tensor(v)), looped_gn.matmat(torch.as_tensor(v)))
+    result = record(model, CE, x, y, k=2, which="both", trace_probes=5, density_probes=2, density_steps=10)
+    plain = result.as_dict()
+    assert {"lambda_max", "lambda_min", "ratio", "top", "bottom", "residuals", "trace", "trace_se", "density",
+            "layer_share", "n_products", "settings"} <= set(plain)
+    import json
+
+    assert json.loads(json.dumps(plain)) == plain
+    np.testing.assert_allclose(sum(plain["layer_share"].values()), 1.0, rtol=1e-12)
+
+
+def test_bad_arguments_are_refused() -> None:
+    model = tiny_mlp("relu")
+    x, y = classification_batch()
+    problem = CurvatureProblem(model, CE, (x, y))
+    with pytest.raises(ValueError, match="which"):
+        curvature_record(problem, which="LA")
+    with pytest.raises(ValueError, match="one-shot"):
+        CurvatureProblem(model, CE, iter([(x, y)]))
+    with pytest.raises(ValueError, match="batch_size"):
+        CurvatureProblem(model, CE, (x, y), batch_size=0)
+    with pytest.raises(KeyError, match="no weight layer"):
+        DatasetOperator(problem.replace(block="nope"))

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from initlab.analysis import (
+    CurvatureProblem,
     dead_relu_fraction,
-    hessian_eigenvalues,
+    top_eigenvalue,
     layer_segments,
     output_hessian_norms,
     segment_inputs,
@@ -107,7 +108,7 @@ def test_corrected_bound_equals_trace_for_linear_regression() -> None:
     x = torch.randn(30, 4, dtype=torch.float64)
     y = torch.randn(30, 1, dtype=torch.float64)
     model = nn.Sequential(nn.Linear(4, 1)).double()
-    (record,) = theorem2_bounds(model, nn.MSELoss(), x, y, tol=1e-10, gauss_newton=False)
+    (record,) = theorem2_bounds(CurvatureProblem(model, nn.MSELoss(), (x, y)), tol=1e-10, gauss_newton=False)
     hessian = dense_hessian(model, nn.MSELoss(), x, y)
     np.testing.assert_allclose(record["bound_corrected"], torch.trace(hessian).item(), rtol=1e-10)
     np.testing.assert_allclose(record["lambda_max"], torch.linalg.eigvalsh(hessian)[-1].item(), rtol=1e-8)
@@ -117,7 +118,7 @@ def test_corrected_bound_equals_trace_for_linear_regression() -> None:
 def test_bound_as_written_is_the_product_of_per_sample_norms() -> None:
     model = tiny_mlp("tanh", seed=45)
     x, y = classification_batch(seed=46)
-    records = theorem2_bounds(model, CE, x, y, gauss_newton=False)
+    records = theorem2_bounds(CurvatureProblem(model, CE, (x, y)), gauss_newton=False)
     segments = layer_segments(model)
     zs = segment_inputs(model.eval(), x)
 
@@ -141,16 +142,21 @@ def test_corrected_bound_holds_for_relu_nets_at_init(seed: int) -> None:
     inputs = [classification_batch(seed=seed)[0], torch.randn(32, 1, 8, 8, dtype=torch.float64)]
     y = classification_batch(seed=seed)[1]
     for model, x in zip(models, inputs, strict=True):
-        for record in theorem2_bounds(model, CE, x, y, tol=1e-8):
+        for record in theorem2_bounds(CurvatureProblem(model, CE, (x, y)), tol=1e-8):
             assert record["lambda_max"] <= record["bound_corrected"] * (1 + 1e-6)
             # Remark 1: ReLU layer blocks equal their Gauss-Newton blocks
-            np.testing.assert_allclose(record["gauss_newton_lambda_max"], record["lambda_max"], rtol=1e-6)
+            assert record["gauss_newton_equals_hessian"]
+            assert record["gauss_newton_lambda_max"] == record["lambda_max"]
 
 
 def test_corrected_bound_holds_for_the_gauss_newton_block_of_tanh_nets() -> None:
     model = tiny_mlp("tanh", seed=47, scale=2.0)
     x, y = classification_batch(seed=48)
-    for record, k in zip(theorem2_bounds(model, CE, x, y, tol=1e-8), range(3), strict=True):
+    problem = CurvatureProblem(model, CE, (x, y))
+    for record, k in zip(theorem2_bounds(problem, tol=1e-8), range(3), strict=True):
         assert record["gauss_newton_lambda_max"] <= record["bound_corrected"] * (1 + 1e-6)
-        block = hessian_eigenvalues(model, CE, x, y, params=k, tol=1e-8).lambda_max
+        assert record["gauss_newton_equals_hessian"] == (k == 2)  # only the last layer is linear in its block
+        gauss_newton = top_eigenvalue(problem.replace(block=k, kind="gauss_newton"), tol=1e-8)
+        np.testing.assert_allclose(record["gauss_newton_lambda_max"], gauss_newton, rtol=1e-6)
+        block = top_eigenvalue(problem.replace(block=k), tol=1e-8)
         np.testing.assert_allclose(record["lambda_max"], block, rtol=1e-6)

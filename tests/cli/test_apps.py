@@ -41,7 +41,8 @@ def test_curvature_callback_logs_lambda_max_over_steps(compose_cfg):
     with (Path(cfg.paths.output_dir) / "curvature.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [0, 2, 4]
-    assert all(float(r["lambda_max"]) > 0 and float(r["edge_2_over_lr"]) == pytest.approx(2 / float(r["lr"])) for r in rows)
+    assert all(float(r["lambda_max"]) > 0 and float(r["eos_ratio"]) == pytest.approx(float(r["lambda_max"]) * float(r["lr"]) / 2)
+               for r in rows)
     assert {"lambda_max_1", "lambda_max_3", "lambda_max_5"} <= set(rows[0])
     assert all(float(r["lambda_max_5"]) <= float(r["lambda_max"]) * (1 + 1e-3) for r in rows)  # a block is inside the full range
 

@@ -1,4 +1,4 @@
-"""Bias schemes (METHODS.md §2): statistics of every registry entry, fan-in + 1, class marginals."""
+"""Bias schemes (docs/methods.md): statistics of every registry entry, fan-in + 1, class marginals."""
 
 import math
 from collections.abc import Callable
@@ -57,6 +57,9 @@ BIAS_CHECKS: dict[str, Callable[[nn.Sequential], None]] = {
 }
 
 
+BIAS_SETTINGS = {"constant": {"value": 0.2}, "small_random": {"std": 0.05}}
+
+
 def test_every_bias_scheme_is_checked() -> None:
     assert set(BIAS_CHECKS) == set(BIAS_INITS)
 
@@ -66,13 +69,13 @@ def test_bias_scheme(bias: str) -> None:
     model = _model()
     for layer in (model[1], model[3], model[5]):
         nn.init.constant_(layer.bias, 7.0)  # anything the scheme must overwrite
-    Initializer("spectral", bias=bias, bias_value=0.2, bias_std=0.05)(model, class_freqs=FREQS)
+    Initializer("spectral", bias={"scheme": bias, **BIAS_SETTINGS.get(bias, {})})(model, class_freqs=FREQS)
     BIAS_CHECKS[bias](model)
 
 
 def test_small_random_std_is_bias_std() -> None:
     layer = nn.Linear(8, 100_000)
-    Initializer("spectral", bias="small_random", bias_std=0.05)(nn.Sequential(layer))
+    Initializer("spectral", bias={"scheme": "small_random", "std": 0.05})(nn.Sequential(layer))
     assert layer.bias.std().item() == pytest.approx(0.05, rel=0.03)
 
 
@@ -129,3 +132,12 @@ def test_output_marginals_accept_counts() -> None:
 def test_output_marginals_errors(model: nn.Sequential, freqs: torch.Tensor | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Initializer("spectral", bias="output_marginals")(model, class_freqs=freqs)
+
+
+@pytest.mark.parametrize("scheme", ["spectral", "lsuv"])
+def test_base_checks_the_bias_scheme_without_data(scheme: str) -> None:
+    """``Initializer.base``: weights and biases only, so a config check catches a bad bias before any data exists."""
+    with pytest.raises(ValueError, match="needs an output layer with a bias"):
+        Initializer(scheme, bias="output_marginals").base(mlp((8,), 4, (16,), bias=False), class_freqs=FREQS)
+    model = Initializer(scheme, bias={"scheme": "constant", "value": 0.3}).base(mlp((8,), 4, (16,)))
+    assert all(torch.all(layer.bias == 0.3) for layer in (model[1], model[3]))

@@ -47,7 +47,7 @@ def test_jacobian_calibrated_gives_unit_mean_layer_jacobian_norms(
 ) -> None:
     model = model.double()
     x, y = _batch(shape)
-    Initializer("jacobian_calibrated", bias=bias, bias_std=0.2)(model, (x, y))
+    Initializer("jacobian_calibrated", bias={"scheme": bias, **({"std": 0.2} if bias == "small_random" else {})})(model, (x, y))
     norms = _dense_mean_jacobian_norms(model, x)
     assert norms == pytest.approx([1.0] * len(norms), rel=0.02)
 
@@ -131,13 +131,13 @@ def test_lsuv_raises_when_the_tolerance_is_not_reached() -> None:
     """A per-unit bias makes Var(c W z + b) non-quadratic in c: one rescaling cannot hit 1 to 1e-9."""
     model = mlp((20,), 5, (32,), "tanh").double()
     with pytest.raises(RuntimeError, match=r"layer '1': output_variance .* after 1 rescalings, wanted 1 \+- 1e-09"):
-        Initializer("lsuv", bias="small_random", bias_std=0.5, tol=1e-9, max_rescales=1)(model, _batch((20,)))
+        Initializer("lsuv", bias={"scheme": "small_random", "std": 0.5}, tol=1e-9, max_rescales=1)(model, _batch((20,)))
 
 
 def test_calibration_refuses_a_dead_layer() -> None:
     model = mlp((20,), 5, (32,), "relu").double()
     with pytest.raises(RuntimeError, match=r"cannot rescale layer '1': its mean_jacobian_norm is 0"):
-        Initializer("jacobian_calibrated", bias="constant", bias_value=-100.0)(model, _batch((20,)))
+        Initializer("jacobian_calibrated", bias={"scheme": "constant", "value": -100.0})(model, _batch((20,)))
 
 
 @pytest.mark.parametrize("scheme", sorted(DATA_AWARE_INITS))

@@ -1,4 +1,4 @@
-"""The seeds' demonstration (METHODS.md §6): zero / constant init never breaks the symmetry of hidden units."""
+"""The seeds' demonstration (docs/methods.md): zero / constant init never breaks the symmetry of hidden units."""
 
 import pytest
 import torch

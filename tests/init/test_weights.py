@@ -1,4 +1,4 @@
-"""Weight schemes against the formulas of METHODS.md §1, written here independently of the library."""
+"""Weight schemes against the formulas of docs/methods.md, written here independently of the library."""
 
 import math
 from collections.abc import Callable
@@ -136,8 +136,8 @@ def test_remark3_spectral_versus_glorot(d_in: int, d_out: int) -> None:
 
     So sigma_spectral * sqrt(d_in + d_out) lies in [1/sqrt(2), 1], with 1/sqrt(2) iff square.
     Against Glorot's sigma of eq. (3), sqrt(2/(d_in + d_out)), that is a factor in
-    [1/2, 1/sqrt(2)]: 1/2 iff square, approaching 1/sqrt(2) for skewed layers. (METHODS.md
-    quotes [1/sqrt(2), 1] "times Glorot's sigma": that holds against 1/sqrt(d_in + d_out) only.)
+    [1/2, 1/sqrt(2)): 1/2 iff square, approaching 1/sqrt(2) for skewed layers. (The paper
+    quotes [1/sqrt(2), 1] "times Glorot's": that holds against 1/sqrt(d_in + d_out) only.)
     """
     spectral = 1 / (math.sqrt(d_in) + math.sqrt(d_out))
     ratio_to_paper_bound = spectral * math.sqrt(d_in + d_out)

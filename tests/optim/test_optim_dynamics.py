@@ -1,5 +1,5 @@
 """Behaviour the seeds claim: momentum's terminal velocity, and momentum beating gradient descent
-in an ill-conditioned canyon (METHODS.md §3, §6)."""
+in an ill-conditioned canyon (docs/methods.md)."""
 
 import numpy as np
 import pytest

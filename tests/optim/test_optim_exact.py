@@ -1,4 +1,4 @@
-"""Every optimizer equals a float64 NumPy transcription of its book formula (METHODS.md §3) for
+"""Every optimizer equals a float64 NumPy transcription of its book formula (docs/methods.md) for
 50 steps on a random quadratic, at constant lr and under a linear-decay schedule; and the torch
 reformulations we did NOT use really differ from the formulas."""
 
@@ -34,7 +34,7 @@ HYPERPARAMETERS = {
 Update = Callable[[dict, float, Callable[[np.ndarray], np.ndarray]], np.ndarray]
 
 
-# ---- NumPy transcriptions of METHODS.md §3. Each update(state, eps, grad) performs one step
+# ---- NumPy transcriptions of the docs/methods.md updates. Each update(state, eps, grad) performs one step
 # ---- from state["theta"] and returns the point the torch parameter must hold afterwards.
 
 

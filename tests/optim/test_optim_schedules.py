@@ -1,4 +1,4 @@
-"""Schedules (METHODS.md §4) against their closed forms, stepped as training does: once per optimizer step."""
+"""Schedules (docs/methods.md) against their closed forms, stepped as training does: once per optimizer step."""
 
 import math
 

@@ -1,76 +1,172 @@
-"""Every figure function on small synthetic rows: it draws data on labelled axes and saves a PNG."""
+"""Every registered figure drawn from small synthetic inputs: labelled axes, the legend entries a reader
+needs, n in the caption, one colour per init across figures, and byte-identical PNGs from the same rows."""
 
 import math
 
+import matplotlib.colors as mcolors
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
-from initlab.pipeline import figures
+from initlab.config import PROJECT_ROOT
+from initlab.pipeline import figures, style
+from initlab.pipeline.common import load_params
 
 INITS = ("spectral", "xavier_normal")
 
 
-def _layers():
-    return [{"init": init, "seed": seed, "layer": k, "jacobian_norm": 1.0 + 0.1 * k, "lambda_max": 2.0 ** k,
-             "bound_as_written": 1.0, "bound_corrected": 10.0 ** k}
-            for init in INITS for seed in (1, 2) for k in range(3)]
+SEEDS = (1, 2, 3)
+PARAMS = load_params(PROJECT_ROOT / "params.yaml")
 
 
-def _cases():
-    rmt = [{"m": m, "n": n, "init": init, "trial": t, "ratio": 0.98} for m, n in ((64, 64), (256, 64)) for init in INITS for t in range(2)]
-    flow = [{"activation": act, "init": init, "layer": k, "activation_var": 0.5 ** k, "gradient_var": 2.0 ** k}
-            for act in ("tanh", "relu") for init in INITS for k in range(4)]
-    deep = [{"case": case, "scale": scale, "trial": 0, "layer": k, "activation_norm": (scale or 1.0) ** k,
-             "gradient_norm": (scale or 1.0) ** (10 - k)} for case, scale in (("1.5 I", 1.5), ("orthogonal", None)) for k in range(11)]
-    symmetry = [{"init": init, "layer": layer, "step": s, "distance": d, "rank": 1, "loss": 2.0 / (s + 1)}
-                for init, d in (("zeros", 0.0), ("spectral", 1.4)) for layer in (0, 1) for s in (0, 10, 20)]
-    dead = [{"init": init, "bias": bias, "layer": k, "dead_fraction": 0.01 * k} for init in INITS for bias in ("zeros", "relu_0.1") for k in range(3)]
-    curves = [{"init": init, "optim": optim, "epoch": e, "train_loss": 1.0 / (e + 1), "train_loss_std": 0.01, "val_acc": 0.9, "val_acc_std": 0.01}
-              for init in INITS for optim in ("sgd", "adam") for e in range(3)]
-    stability = [{"init": init, "factor": f, "lambda_0": 2.0, "final_over_initial": r}
-                 for init in INITS for f, r in ((0.5, 0.1), (2.0, math.inf), (4.0, None))]
-    eos = [{"factor": f, "lr": f / 2, "step": s, "lambda_max": lam, "two_over_lr": 4 / f}
-           for f in (1.0, 1.9) for s, lam in ((0, 2.0), (5, None), (10, 3.0))]
-    train_curvature = [{"init": "spectral", "optim": "sgd", "seed": 1, "step": s, "lambda_max": 2.0 + s, "two_over_lr": 20.0} for s in (0, 25)]
-    paths = {"A": [[1.0, 0.0], [0.0, 100.0]], "minimizer": [0.0, 0.0],
-             "paths": {"gd": [[1.0, 1.0], [0.5, -0.9], [0.1, 0.0]], "momentum": [[1.0, 1.0], [0.2, 0.1], [0.0, 0.0]]}}
-    canyon_loss = [{"step": 0, "gd": 50.0, "momentum": 50.0}, {"step": 1, "gd": 10.0, "momentum": 1.0}, {"step": 2, "gd": 1.0, "momentum": None}]
-    blocks = [{"activation": act, "state": state, "block": block, "rel_diff": 0.01}
-              for act in ("relu", "tanh") for state in ("init", "trained") for block in (0, 1, "all")]
-    density = [{"state": state, "series": init, "eigenvalue": x, "density": math.exp(-x * x) + 1e-8}
-               for state in ("at init", "after training") for init in INITS for x in np.linspace(-2, 2, 20)]
-    return {
-        "rmt": (figures.plot_rmt, (rmt,)),
-        "layers": (figures.plot_layer_curvature, (_layers(),)),
-        "theorem2": (figures.plot_theorem2, (_layers(),)),
-        "density": (figures.plot_hessian_density, (density,)),
-        "flow": (figures.plot_variance_flow, (flow,)),
-        "deep": (figures.plot_deep_linear, (deep,)),
-        "symmetry": (figures.plot_symmetry, (symmetry,)),
-        "elbow": (figures.plot_elbow, (np.random.default_rng(0).standard_cauchy(2000), dead, 0.01)),
-        "curves": (figures.plot_training_curves, (curves,)),
-        "stability": (figures.plot_lr_stability, (stability,)),
-        "eos": (figures.plot_edge_of_stability, (eos, train_curvature)),
-        "eos_demo_only": (figures.plot_edge_of_stability, (eos,)),
-        "canyon": (figures.plot_canyon, (paths, canyon_loss)),
-        "gauss_newton": (figures.plot_gauss_newton, (blocks,)),
-    }
+def _settings(demo):
+    """The demo's settings in the repo's params.yaml: the captions read their n from there."""
+    return (PARAMS.get("demos", {}) | PARAMS.get("data_demos", {}))[demo]
 
 
-CASES = _cases()
+def _interval(mean, spread=0.1):
+    return {"n": len(SEEDS), "mean": mean, "low": mean * (1 - spread), "high": mean * (1 + spread)}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_figure_draws_on_labelled_axes(name, tmp_path):
-    function, args = CASES[name]
-    fig = function(*args)
-    axes = [ax for ax in fig.axes if ax.has_data()]
-    assert axes, "nothing drawn"
-    for ax in axes:
+def _prefixed(prefix, mean):
+    return {f"{prefix}{key}": value for key, value in _interval(mean).items() if key != "n"}
+
+
+# name -> (inputs, legend entries that must be there)
+SYNTHETIC = {
+    "depth": ({"rows": [{"init": init, "activation": act, "depth": d, "quantity": q} | _interval(v * (1 + 2 * (init == "spectral")))
+                        for init in INITS for act in ("tanh", "relu") for d in (2, 4, 8)
+                        for q, v in (("train_loss", 0.1 * d), ("jacobian_norm_product", 1.3),
+                                     ("variance_ratio", 0.6 ** (d - 1)))]},
+              [*INITS, "gain 1/2 per layer: (1/2)^(L-1)", "every ||J^(k)|| = 1"]),
+    "lr_grid": ({"rows": [{"init": init, "optim": optim, "lr": lr, "n": 3}
+                          | _prefixed("val_loss_", (math.log10(lr) + 2 + (init == "spectral")) ** 2 + 0.1)
+                          | _prefixed("val_acc_", 0.9) for init in INITS for optim in ("sgd", "adam") for lr in (1e-4, 1e-3, 1e-2, 1e-1)]},
+                ["spectral", "xavier_normal", "best lr spectral: 0.001", "best lr xavier_normal: 0.01"]),
+    "lr_fairness": ({"rows": [{"init": init, "optim": optim, "setting": setting, "lr": 0.1, "n": 3} | _prefixed("test_acc_", acc)
+                              | _prefixed("test_loss_", 1 - acc)
+                              for init, acc in (("spectral", 0.9), ("xavier_normal", 0.8)) for optim in ("sgd", "adam")
+                              for setting in ("default", "best_lr", "curvature_lr")]},
+                    list(INITS)),
+    "rmt_norms": ({"rows": [{"m": m, "n": n, "init": init, "trial": t, "ratio": 0.98 + 0.01 * t}
+                            for m, n in ((64, 64), (256, 64)) for init in ("spectral", "spectral_uniform") for t in range(2)]},
+                  ["spectral, square", "spectral_uniform, skewed", "paper eq. (7): ratio 1"]),
+    "variance_flow": ({"settings": _settings("variance_flow"), "rows": [
+        {"seed": seed, "activation": act, "init": init, "layer": k, "preactivation_var": (0.5 + (init == "spectral")) ** k * seed,
+         "activation_var": 0.3 ** k, "gradient_var": (2.0 + (init == "spectral")) ** k}
+        for seed in SEEDS for act in ("tanh", "relu") for init in INITS for k in range(4)]}, list(INITS)),
+    "deep_linear": ({"settings": _settings("deep_linear"), "rows": [
+        {"case": case, "scale": scale, "trial": 0, "layer": k, "activation_norm": (scale or 1.0) ** k,
+         "gradient_norm": (scale or 1.0) ** (10 - k)}
+        for case, scale in (("1.5 I", 1.5), ("orthogonal", None)) for k in range(11)]},
+        ["theory s = 1.5", "W = 1.5 I (= theory s = 1.5)", "orthogonal"]),
+    "symmetry": ({"settings": _settings("symmetry"), "rows": [
+        {"init": init, "layer": layer, "step": s, "distance": d, "rank": 1, "loss": 2.0 / (s + 1) + d}
+        for init, d in (("zeros", 0.0), ("constant", 0.0), ("spectral", 1.4)) for layer in (0, 1) for s in (0, 10, 20)]},
+        ["zeros, hidden layer 0 (final rank 1)", "constant, hidden layer 0 (final rank 1) (= zeros, hidden layer 0 (final rank 1))"]),
+    "relu_elbow": ({"settings": _settings("variance_flow"), "elbows": np.random.default_rng(0).standard_cauchy(2000).tolist(), "ks": 0.01,
+                    "rows": [{"seed": seed, "init": init, "bias": bias, "layer": k, "dead_fraction": 0.01 * k * seed * (bias == "zeros")}
+                             for seed in SEEDS for init in INITS for bias in ("zeros", "relu_0.1") for k in range(3)]},
+                   ["standard Cauchy pdf", "-b/w, n = 2000 samples", "spectral, bias zeros",
+                    "xavier_normal, bias relu_0.1 (= spectral, bias relu_0.1)"]),
+    "gauss_newton": ({"settings": _settings("curvature"), "rows": [
+        {"seed": seed, "activation": act, "state": state, "block": block,
+         "rel_diff": 0.0 if act == "relu" and block != "all" else 0.01 * seed}
+        for seed in SEEDS for act in ("relu", "tanh") for state in ("init", "trained") for block in (0, 1, "all")]},
+        ["init", "trained"]),
+    "lr_stability": ({"settings": _settings("lr_stability"), "rows": [
+        {"seed": seed, "init": init, "factor": f, "lambda_0": 2.0 + seed, "final_over_initial": r * (1 + (init == "spectral"))}
+        for seed in SEEDS for init in INITS for f, r in ((0.5, 0.1 * seed), (2.0, math.inf), (4.0, math.nan))]},
+        ["spectral", "xavier_normal", "lr = 1/lambda_0 (paper gamma*)"]),
+    "edge_of_stability": ({"settings": _settings("edge_of_stability"), "rows": [
+        {"seed": seed, "init": "spectral", "factor": f, "lr": f / (2 + seed), "step": s, "lambda_max": lam and lam * (2 + seed),
+         "two_over_lr": 2 * (2 + seed) / f} for seed in SEEDS for f in (1.0, 1.9) for s, lam in ((0, 1.0), (5, None), (10, 1.5 * f))]},
+        ["lr = 1.9 / lambda_0", "lr = 1 / lambda_0", "stability limit lambda_max = 2/lr"]),
+    "canyon": ({"settings": _settings("canyon"),
+                "paths": {"A": [[1.0, 0.0], [0.0, 100.0]], "minimizer": [0.0, 0.0],
+                          "paths": {"gd": [[1.0, 1.0], [0.5, -0.9], [0.1, 0.0]], "momentum": [[1.0, 1.0], [0.2, 0.1], [0.0, 0.0]]}},
+                "rows": [{"step": 0, "gd": 50.0, "momentum": 50.0}, {"step": 1, "gd": 10.0, "momentum": 1.0},
+                         {"step": 2, "gd": 1.0, "momentum": None}]},
+               ["minimizer x*", "gd (2 steps)", "momentum"]),
+}
+
+
+def _legend_texts(fig: Figure) -> list[str]:
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + fig.legends
+    return [text.get_text() for legend in legends for text in legend.get_texts()]
+
+
+def test_every_registered_figure_has_synthetic_inputs():
+    assert set(SYNTHETIC) == set(figures.FIGURES)
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+def test_figure_labels_legend_caption_colours_and_stable_bytes(name, tmp_path):
+    data, legend = SYNTHETIC[name]
+    fig = figures.FIGURES[name].plot(data)
+    drawn = [ax for ax in fig.axes if ax.has_data()]
+    assert drawn, "nothing drawn"
+    for ax in drawn:
         assert ax.get_xlabel() and ax.get_ylabel(), f"unlabelled axes in {name}"
-    fig.savefig(tmp_path / f"{name}.png")
-    assert (tmp_path / f"{name}.png").stat().st_size > 5000
+    missing = [entry for entry in legend if entry not in _legend_texts(fig)]
+    assert not missing, f"{name}: legend lacks {missing}; has {_legend_texts(fig)}"
+    title, caption = style.describe(fig)
+    assert title and "n = " in caption, f"{name}: the caption must state n: {caption!r}"
+    for line in (line for ax in fig.axes for line in ax.get_lines()):  # one colour per init in every figure
+        init = line.get_label().split(",")[0].split(" ")[0]
+        if init in INITS and line.get_linewidth() < 3:
+            assert mcolors.same_color(line.get_color(), style.series_style(init)["color"]), f"{name}: {line.get_label()}"
+    first = style.save_figure(fig, tmp_path / "a.png", dpi=40)
+    second = style.save_figure(figures.FIGURES[name].plot(data), tmp_path / "b.png", dpi=40)
+    assert first.stat().st_size > 2000 and first.read_bytes() == second.read_bytes()
 
 
-def test_every_figure_has_a_caption():
-    assert all(title and caption for title, caption in figures.FIGURES.values())
+def test_variance_flow_plots_the_preactivation_variance():
+    fig = figures.FIGURES["variance_flow"].plot(SYNTHETIC["variance_flow"][0])
+    forward = fig.axes[0]
+    assert "Var(u^(k))" in forward.get_ylabel()
+    assert np.allclose(forward.get_lines()[0].get_ydata(), [6 ** (1 / 3) * 1.5 ** k for k in range(4)])  # geometric mean, seeds 1-3
+
+
+def test_coinciding_series_are_marked_and_distinct_ones_are_not():
+    fig, ((ax,),) = style.new_figure()
+    ax.plot([0, 1, 2], [1.0, 2.0, 3.0], label="a", marker="o")
+    ax.plot([0, 1, 2], [1.0, 2.0, 3.0 + 1e-9], label="b", marker="o")
+    ax.plot([0, 1, 2], [1.0, 2.5, 3.0], label="c", marker="o")
+    assert style.mark_coinciding(ax) == [("b", "a")]
+    assert ax.get_lines()[1].get_label() == "b (= a)" and ax.get_lines()[1].get_markerfacecolor() == "none"
+    assert ax.get_lines()[2].get_label() == "c"
+
+
+def test_gauss_newton_marks_exact_zero_bars():
+    fig = figures.FIGURES["gauss_newton"].plot(SYNTHETIC["gauss_newton"][0])
+    relu, tanh = fig.axes
+    assert sum(text.get_text() == "0 (exact)" for text in relu.texts) == 4  # 2 layer blocks x 2 states
+    assert not any(text.get_text() == "0 (exact)" for text in tanh.texts)
+
+
+def test_canyon_has_equal_axes_and_the_minimizer_in_the_legend():
+    fig = figures.FIGURES["canyon"].plot(SYNTHETIC["canyon"][0])
+    assert fig.axes[0].get_aspect() == 1.0
+
+
+def test_study_figures_are_skipped_until_their_csv_exists(tmp_path):
+    assert figures.FIGURES["depth"].load(tmp_path, {}) is None
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "lr_grid.csv").write_text("init,optim,lr,n,val_loss_mean\nspectral,sgd,0.1,3,0.5\n")
+    assert figures.FIGURES["lr_grid"].load(tmp_path, {})["rows"] == [
+        {"init": "spectral", "optim": "sgd", "lr": 0.1, "n": 3, "val_loss_mean": 0.5}]
+
+
+def test_series_style_is_fixed_per_name_and_distinct_per_init():
+    assert style.series_style("spectral") == style.series_style("spectral")
+    assert style.series_style("gd") == style.series_style("sgd")
+    colours = [style.SERIES_STYLE[name]["color"] for name in ("xavier_normal", "kaiming_normal", "spectral", "orthogonal", "lecun")]
+    assert len(set(colours)) == len(colours)
+
+
+def test_a_wide_band_does_not_squash_its_line():
+    fig, ((ax,),) = style.new_figure()
+    style.band(ax, [0, 1, 2], [1.0, 2.0, 3.0], [-1e6, 1.5, -math.inf], [1e6, 2.5, math.inf], "x")
+    low, high = ax.get_ylim()
+    assert -1.0 < low < 1.0 and 3.0 < high < 5.0

@@ -1,27 +1,17 @@
-"""Loading and summarizing the stages' outputs (tidy rows), on synthetic run folders."""
+"""The study's tables (fair lr settings, intervals over seeds) and the demo loaders, on synthetic rows."""
 
-import json
 import math
 
 import pytest
 
-from initlab.pipeline import analysis_tables, tables
+from initlab.pipeline import tables
 from initlab.pipeline.common import read_csv, write_csv
+from initlab.stats import t_interval
 
 
-def test_mean_std_skips_missing_and_non_finite():
-    assert tables.mean_std([1.0, 3.0, None, math.nan]) == (2.0, pytest.approx(math.sqrt(2)), 2)
-    assert tables.mean_std([5.0]) == (5.0, 0.0, 1)
-    assert math.isnan(tables.mean_std([])[0])
+def test_geometric_mean_skips_non_positive():
     assert tables.geometric_mean([1.0, 4.0, -1.0]) == pytest.approx(2.0)
-
-
-def test_summarize_groups_and_keeps_order():
-    rows = [{"a": "x", "n": 7, "v": 1.0}, {"a": "y", "n": 7, "v": 5.0}, {"a": "x", "n": 7, "v": 3.0}]
-    summary = tables.summarize(rows, ("a", "n"), ("v",))
-    assert summary[0]["n"] == 7
-    assert [r["a"] for r in summary] == ["x", "y"]
-    assert summary[0]["v"] == 2.0 and summary[0]["count"] == 2 and summary[1]["v_std"] == 0.0
+    assert math.isnan(tables.geometric_mean([]))
 
 
 def test_csv_roundtrip_parses_numbers(tmp_path):
@@ -31,44 +21,51 @@ def test_csv_roundtrip_parses_numbers(tmp_path):
     assert rows[1]["b"] is None and math.isinf(rows[1]["d"]) and math.isnan(rows[1]["c"])
 
 
-def _write_run(root, init, optim, seed, acc, status="done", stds=(0.04, 0.03)):
-    run = root / tables.run_key(init, optim, seed)
-    (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "config.yaml").write_text("model:\n  activation: tanh\n")
-    (run / "metrics.json").write_text(json.dumps({"status": status, "train": {"loss": 0.1}, "test": {"acc": acc, "loss": 0.2}}))
-    write_csv(run / "history.csv", [{"epoch": e, "train/loss": 1.0 / (e + 1), "val/loss": 1.0, "val/acc": acc, "train/acc": acc} for e in range(3)])
-    (run / "init.json").write_text(json.dumps([{"name": "1", "fan_in": 256, "fan_out": 256, "weight_std": stds[0]},
-                                               {"name": "3", "fan_in": 256, "fan_out": 10, "weight_std": stds[1]}]))
+def _runs():
+    """Two seeds; lr 0.1 is the default, 1.0 has the lower val loss except where it diverged; one curvature run."""
+    rows = []
+    for seed in (1, 2):
+        rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 0.1, "default_lr": 0.1, "setting": "grid",
+                     "val_loss": 0.5, "val_acc": 0.8, "test_loss": 0.5, "test_acc": 0.8 + 0.01 * seed})
+        rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 1.0, "default_lr": 0.1, "setting": "grid",
+                     "val_loss": 0.3 if seed == 1 else math.nan, "val_acc": 0.9, "test_loss": 0.3, "test_acc": 0.9})
+        rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 0.2 * seed, "default_lr": 0.1, "setting": "curvature",
+                     "val_loss": 0.1, "val_acc": 0.95, "test_loss": 0.1, "test_acc": 0.95})
+    return rows
 
 
-def test_training_runs_curves_and_outcome(tmp_path):
-    _write_run(tmp_path, "spectral", "sgd", 1, 0.9, stds=(0.03125, 0.0513))
-    _write_run(tmp_path, "spectral", "sgd", 2, 0.8, status="diverged", stds=(0.03125, 0.0513))
-    _write_run(tmp_path, "xavier_normal", "sgd", 1, 0.95, stds=(0.0625, 0.0857))
-    _write_run(tmp_path, "xavier_normal", "sgd", 2, 0.97, stds=(0.0625, 0.0857))
-    runs = tables.load_training_runs(tmp_path, ["spectral", "xavier_normal"], ["sgd"], [1, 2])
-    assert runs[0]["config"]["model"]["activation"] == "tanh"
-    curves = tables.training_curves(runs)
-    assert len(curves) == 6 and curves[0]["count"] == 2
-    outcome = {r["init"]: r for r in tables.outcome_table(runs)}
-    assert outcome["spectral"]["done"] == 1 and outcome["spectral"]["diverged"] == 1
-    assert outcome["spectral"]["test_acc"] == pytest.approx(0.9)
-    assert outcome["xavier_normal"]["test_acc"] == pytest.approx(0.96)
-    ratios = tables.init_sigma_ratios(runs)
-    assert ratios[0]["measured_ratio"] == pytest.approx(0.5) and ratios[0]["formula_ratio"] == pytest.approx(0.5)
-    assert ratios[1]["formula_ratio"] == pytest.approx(math.sqrt(266) / (math.sqrt(2) * (16 + math.sqrt(10))))
+def test_best_lr_counts_diverged_runs_as_infinite_and_ignores_curvature_runs():
+    assert tables.best_lrs(_runs()) == {("spectral", "sgd"): 0.1}
 
 
-def test_analysis_layer_rows_accept_wrapped_and_flat_records(tmp_path):
-    layers = [{"name": "1", "lambda_max": 2.0, "jacobian_norm": 1.0}, {"name": "3", "lambda_max": 0.5, "jacobian_norm": 0.9}]
-    (tmp_path / "flat").mkdir()
-    (tmp_path / "flat" / "analysis.json").write_text(json.dumps({"source": {}, "layers": layers, "global": {"lambda_max": 3.0}}))
-    (tmp_path / "wrapped").mkdir()
-    (tmp_path / "wrapped" / "analysis.json").write_text(json.dumps({"analysis": {"layers": layers, "global": {"lambda_max": 3.0}}}))
-    for name in ("flat", "wrapped"):
-        rows = analysis_tables.layer_rows(analysis_tables.analysis_record(tmp_path / name), init="spectral")
-        assert [r["layer"] for r in rows] == [0, 1] and rows[1]["lambda_max"] == 0.5 and rows[0]["init"] == "spectral"
-        assert rows[0]["ratio_corrected"] is None
-    (tmp_path / "flat" / "esd.json").write_text(json.dumps({"grid": [0.0, 1.0], "density": [0.0, 2.0]}))
-    density = analysis_tables.density_rows(tmp_path / "flat", state="at init", series="spectral")
-    assert density[0]["density"] == 1e-8 and density[1] == {"state": "at init", "series": "spectral", "eigenvalue": 1.0, "density": 2.0}
+def test_fairness_table_has_the_three_settings_with_t_intervals():
+    table = {r["setting"]: r for r in tables.lr_fairness_table(_runs())}
+    assert set(table) == {"default", "best_lr", "curvature_lr"}
+    expected = t_interval([0.81, 0.82])
+    assert table["default"]["n"] == 2 and table["default"]["lr"] == 0.1
+    assert table["default"]["test_acc_low"] == pytest.approx(expected.low) and table["default"]["test_acc_mean"] == pytest.approx(0.815)
+    assert table["curvature_lr"]["lr"] == pytest.approx(0.3) and table["curvature_lr"]["test_acc_mean"] == pytest.approx(0.95)
+
+
+def test_lr_grid_and_depth_tables_follow_the_figure_contract():
+    grid = tables.lr_grid_table(_runs())
+    assert [r["lr"] for r in grid] == [0.1, 1.0]
+    assert list(grid[0]) == ["init", "optim", "lr", "n", "val_loss_mean", "val_loss_low", "val_loss_high", "val_acc_mean",
+                             "val_acc_low", "val_acc_high"]
+    assert grid[1]["n"] == 1  # the diverged run's nan val loss is not a value
+    at_init = [{"init": "spectral", "activation": "tanh", "depth": 2, "seed": s, "lambda_max": 1.0 + s, "jacobian_norm_product": 1.0,
+                "variance_ratio": 0.25} for s in (1, 2, 3)]
+    runs = [{"init": "spectral", "activation": "tanh", "depth": 2, "seed": s, "train_loss": 0.5} for s in (1, 2, 3)]
+    depth = tables.depth_table({"runs": runs, "at_init": at_init})
+    assert list(depth[0]) == ["init", "activation", "depth", "quantity", "n", "mean", "low", "high"]
+    assert {r["quantity"] for r in depth} == set(tables.DEPTH_QUANTITIES)
+    lam = next(r for r in depth if r["quantity"] == "lambda_max")
+    assert lam["mean"] == pytest.approx(3.0) and lam["low"] == pytest.approx(t_interval([2.0, 3.0, 4.0]).low)
+
+
+def test_per_seed_demo_tables_are_concatenated_with_a_seed_column(tmp_path):
+    for seed in (10, 2):
+        write_csv(tmp_path / "demos" / "d" / f"seed-{seed}" / "t.csv", [{"x": seed}])
+    assert tables.load_demo_csv(tmp_path, "d", "t.csv") == [{"seed": 2, "x": 2}, {"seed": 10, "x": 10}]
+    write_csv(tmp_path / "demos" / "e" / "t.csv", [{"x": 1}])
+    assert tables.load_demo_csv(tmp_path, "e", "t.csv") == [{"x": 1}]

@@ -1,74 +1,62 @@
 """Curvature analysis (paper §1.2, Theorems 1-2): Hessian spectra, layer Jacobians, bounds.
 
-Pure functions on ``nn.Module`` s and tensors; they never change the model's parameters, mode
-or buffers (see :func:`evaluation_mode`).
+One problem (:class:`CurvatureProblem`: model, loss, one batch or an iterable of batches), one
+solver (:func:`lanczos`), one record (:func:`curvature_record`). Pure functions on
+``nn.Module`` s and tensors on the model's device; they never change the model's parameters,
+mode or buffers (see :func:`evaluation_mode`).
+
+    problem = CurvatureProblem(model, F.cross_entropy, (inputs, targets), batch_size=1024)
+    rec = curvature_record(problem, k=3, which="both", trace_probes=20)
+    rec.lambda_max, rec.residuals, rec.as_dict()
 """
 
 from initlab.analysis._modes import StochasticModelError, evaluation_mode
 from initlab.analysis.bounds import output_hessian_norms, theorem2_bounds, weight_input_norms
-from initlab.analysis.eigen import (
-    EigenResult,
-    gauss_newton_eigenvalues,
-    hessian_eigenvalues,
-    lanczos_eigenvalues,
-    power_iteration_eigenvalue,
-    power_iteration_top_eigenvalue,
-)
 from initlab.analysis.jacobian import layer_jacobian_norms, per_sample_spectral_norms
-from initlab.analysis.lanczos import LanczosTridiagonal, batched_lanczos
+from initlab.analysis.lanczos import LanczosRun, Tridiagonal, lanczos
 from initlab.analysis.operators import (
     CurvatureCheckError,
     CurvatureOperator,
-    GaussNewtonOperator,
-    HessianOperator,
+    DatasetOperator,
     ParameterBlock,
     resolve_parameter_block,
 )
-from initlab.analysis.report import analyze_model
+from initlab.analysis.problem import CurvatureProblem, eager_view
+from initlab.analysis.record import CurvatureRecord, curvature_record, top_eigenvalue
+from initlab.analysis.report import AnalysisSettings, analyze_model
 from initlab.analysis.segments import LayerSegment, layer_segments, model_prefix, segment_inputs
-from initlab.analysis.spectrum import (
-    TraceEstimate,
-    hessian_spectral_density,
-    hessian_trace,
-    hutchinson_trace,
-    spectral_density,
-    stochastic_lanczos_quadrature,
-)
+from initlab.analysis.spectrum import TraceEstimate, spectral_density
 from initlab.analysis.variance import dead_relu_fraction, variance_flow
 
 __all__ = [
+    "AnalysisSettings",
     "CurvatureCheckError",
     "CurvatureOperator",
-    "EigenResult",
-    "GaussNewtonOperator",
-    "HessianOperator",
-    "LanczosTridiagonal",
+    "CurvatureProblem",
+    "CurvatureRecord",
+    "DatasetOperator",
+    "LanczosRun",
     "LayerSegment",
     "ParameterBlock",
     "StochasticModelError",
     "TraceEstimate",
+    "Tridiagonal",
     "analyze_model",
-    "batched_lanczos",
+    "curvature_record",
     "dead_relu_fraction",
+    "eager_view",
     "evaluation_mode",
-    "gauss_newton_eigenvalues",
-    "hessian_eigenvalues",
-    "hessian_spectral_density",
-    "hessian_trace",
-    "hutchinson_trace",
-    "lanczos_eigenvalues",
+    "lanczos",
     "layer_jacobian_norms",
     "layer_segments",
     "model_prefix",
     "output_hessian_norms",
     "per_sample_spectral_norms",
-    "power_iteration_eigenvalue",
-    "power_iteration_top_eigenvalue",
     "resolve_parameter_block",
     "segment_inputs",
     "spectral_density",
-    "stochastic_lanczos_quadrature",
     "theorem2_bounds",
+    "top_eigenvalue",
     "variance_flow",
     "weight_input_norms",
 ]

@@ -21,18 +21,27 @@ outputs (so the 1/N of a mean loss is inside it: the bound is the mean over samp
 per-sample-loss quantity; for a sum loss it is the sum). For a convolution ||z~_n|| becomes the
 spectral norm of the sample's patch matrix (unfold, plus a row of ones for the bias). The bound
 holds for the Hessian block itself whenever H_w(k) = G_w(k), i.e. ReLU networks (Remark 1:
-the H_2 term vanishes), and up to H_2 otherwise.
+the H_2 term vanishes), and up to H_2 otherwise. One solve per block: the Gauss-Newton block is
+only solved when it can differ from the Hessian block.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from initlab.analysis._modes import Mode, evaluation_mode
-from initlab.analysis.eigen import gauss_newton_eigenvalues, hessian_eigenvalues
-from initlab.analysis.jacobian import per_sample_spectral_norms
-from initlab.analysis.operators import LossFn
-from initlab.analysis.segments import layer_segments, segment_inputs
+from initlab.analysis._modes import evaluation_mode
+from initlab.analysis.jacobian import segment_jacobian_norms
+from initlab.analysis.operators import DatasetOperator
+from initlab.analysis.problem import CurvatureProblem, LossFn, eager_view, working_model
+from initlab.analysis.record import CurvatureRecord, curvature_record
+from initlab.analysis.segments import flat_children, layer_segments, segment_inputs
+from initlab.models.nets import WEIGHT_LAYER_TYPES
+
+# Modules that keep z^(n) piecewise linear in a layer's (W, b): behind them H_w(k) = G_w(k) (Remark 1)
+PIECEWISE_LINEAR_TYPES: tuple[type[nn.Module], ...] = (
+    *WEIGHT_LAYER_TYPES, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Flatten, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d,
+    nn.AvgPool2d,
+)
 
 
 def output_hessian_norms(loss_fn: LossFn, outputs: Tensor, targets: Tensor) -> Tensor:
@@ -71,87 +80,91 @@ def weight_input_norms(layer: nn.Module, z: Tensor, include_bias: bool) -> Tenso
     return torch.linalg.matrix_norm(patches, ord=2)
 
 
-ELEMENTWISE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Identity, nn.Tanh, nn.ReLU, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Softplus, nn.Flatten,
-    nn.Dropout,
-)
+def sample_factors(problem: CurvatureProblem, iters: int, tol: float, seed: int) -> dict[str, Tensor]:
+    """Per weight layer and sample over all the problem's chunks: ``jacobian`` ||J^(k)||,
+    ``activation`` ||A^(k)||, ``input`` ||z~^(k)|| ([layers, N]) and ``output_hessian`` ||H_z,n||
+    of the loss over all samples ([N])."""
+    work = working_model(problem)
+    parameter = next(work.parameters())
+    parts: dict[str, list[Tensor]] = {"jacobian": [], "activation": [], "input": [], "output_hessian": []}
+    with evaluation_mode(work, problem.mode):
+        segments = layer_segments(work)
+        for inputs, targets, weight in problem.weighted_chunks(parameter.device, parameter.dtype):
+            values = segment_inputs(work, inputs)
+            norms = [segment_jacobian_norms(s, z, iters, tol, seed) for s, z in zip(segments, values, strict=False)]
+            parts["jacobian"].append(torch.stack([j for j, _ in norms]))
+            parts["activation"].append(torch.stack([a for _, a in norms]))
+            parts["input"].append(torch.stack([weight_input_norms(s.layer, z, problem.include_bias)
+                                               for s, z in zip(segments, values, strict=False)]))
+            parts["output_hessian"].append(weight * output_hessian_norms(problem.loss_fn, values[-1], targets))
+    return {key: torch.cat(value, dim=-1) for key, value in parts.items()}
 
 
-def activation_derivative_norms(after_layer: nn.Sequential, u: Tensor, iters: int, tol: float, seed: int) -> Tensor:
-    """||A^(k)|| = ||D_u z^(k+1)|| per sample. For elementwise activations (eval-mode dropout and
-    flattening included) A is diagonal and one JVP with a tangent of ones gives it exactly:
-    ||A|| = max |f'(u)|; otherwise (pooling, ...) a per-sample Lanczos on A^T A."""
-    if all(isinstance(m, ELEMENTWISE_TYPES) and not (isinstance(m, nn.Dropout) and m.training) for m in after_layer):
-        _, diagonal = torch.func.jvp(after_layer, (u,), (torch.ones_like(u),))
-        return diagonal.abs().flatten(1).amax(dim=1)
-    return per_sample_spectral_norms(after_layer, u, iters, tol, seed)[0]
+def piecewise_linear_after(model: nn.Module, layer: str) -> bool:
+    """True when every module after weight layer ``layer`` keeps the output piecewise linear in its
+    (W, b), so the layer's Hessian block equals its Gauss-Newton block (paper Remark 1)."""
+    names = [name for name, _ in flat_children(model)]
+    return all(isinstance(m, PIECEWISE_LINEAR_TYPES) for _, m in flat_children(model)[names.index(layer):])
+
+
+def block_records(problem: CurvatureProblem, layer: str, tol: float, seed: int, gauss_newton: bool,
+                  start: dict[str, Tensor] | None, check: bool) -> tuple[CurvatureRecord, CurvatureRecord | None]:
+    """lambda_max of layer ``layer``'s Hessian block (warm-started from ``start``, e.g. the full top
+    eigenvector by parameter name) and of its Gauss-Newton block (the Hessian's record when they are
+    equal by Remark 1; None without ``gauss_newton``)."""
+    operator = DatasetOperator(problem.replace(block=layer, kind="hessian", check=check))
+    v0 = operator.join(start) if start else None
+    warm = v0 is not None and torch.linalg.vector_norm(v0).item() > 1e-3
+    hessian = curvature_record(operator, tol=tol, seed=seed, v0=v0 if warm else None)
+    if not gauss_newton or piecewise_linear_after(eager_view(problem.model), layer):
+        return hessian, hessian if gauss_newton else None
+    ggn = DatasetOperator(problem.replace(block=layer, kind="gauss_newton", check=False))
+    return hessian, curvature_record(ggn, tol=tol, seed=seed, v0=hessian.top_vectors[:, 0])
 
 
 def theorem2_bounds(
-    model: nn.Module,
-    loss_fn: LossFn,
-    inputs: Tensor,
-    targets: Tensor,
-    include_bias: bool = True,
+    problem: CurvatureProblem,
     tol: float = 1e-4,
     jacobian_iters: int = 100,
     jacobian_tol: float = 1e-5,
     gauss_newton: bool = True,
-    mode: Mode = "eval",
-    dtype: torch.dtype | None = None,
     seed: int = 0,
+    start: dict[str, Tensor] | None = None,
 ) -> list[dict[str, object]]:
     """Per weight layer k: Theorem 2's bound as written and corrected (module docstring) next to
     the measured lambda_max of the layer's Hessian block (and Gauss-Newton block), with ratios
-    measured / bound. Also reports the factors (sample means): ||J^(k)|| (and max over samples),
-    ||A^(k)||, ||z~^(k)||, and sum_n ||H_z,n||. Per-sample norms need sample-independent segments
-    (eval mode)."""
-    with evaluation_mode(model, mode):
-        segments = layer_segments(model)
-        values = segment_inputs(model, inputs)
-        jac = torch.stack(
-            [per_sample_spectral_norms(s.module, z, jacobian_iters, jacobian_tol, seed)[0] for s, z in
-             zip(segments, values, strict=False)]
-        )
-        act = []
-        for segment, z in zip(segments, values, strict=False):
-            with torch.no_grad():
-                u = segment.layer(z)
-            act.append(activation_derivative_norms(segment.after_layer, u, jacobian_iters, jacobian_tol, seed))
-        act_norms = torch.stack(act)
-        input_norms = torch.stack(
-            [weight_input_norms(s.layer, z, include_bias) for s, z in zip(segments, values, strict=False)]
-        )
-        h_z = output_hessian_norms(loss_fn, values[-1], targets)
+    measured / bound, over all the problem's samples. Also reports the factors (sample means):
+    ||J^(k)|| (and max over samples), ||A^(k)||, ||z~^(k)||, and sum_n ||H_z,n||. Per-sample
+    norms (``jacobian_tol``: relative accuracy of ||J||^2) need sample-independent segments (eval
+    mode). ``start`` ({parameter name: entries}) warm-starts the block solves."""
+    factors = sample_factors(problem, jacobian_iters, jacobian_tol, seed)
+    jac, act, inputs, h_z = factors["jacobian"], factors["activation"], factors["input"], factors["output_hessian"]
     records = []
-    for k, segment in enumerate(segments):
+    for k, segment in enumerate(layer_segments(eager_view(problem.model))):
         others = torch.cat([jac[:k], jac[k + 1:]]).prod(dim=0)
-        as_written = (others * act_norms[k]).mean().item()
-        after = jac[k + 1:].pow(2).prod(dim=0)
-        corrected = (h_z * act_norms[k].pow(2) * after * input_norms[k].pow(2)).sum().item()
-        hessian = hessian_eigenvalues(model, loss_fn, inputs, targets, params=k, include_bias=include_bias, tol=tol,
-                                      mode=mode, dtype=dtype, seed=seed)
+        as_written = (others * act[k]).mean().item()
+        corrected = (h_z * act[k].pow(2) * jac[k + 1:].pow(2).prod(dim=0) * inputs[k].pow(2)).sum().item()
+        hessian, ggn = block_records(problem, segment.name, tol, seed, gauss_newton, start, problem.check and k == 0)
         record: dict[str, object] = {
             "layer": segment.name,
             "include_bias": hessian.settings["include_bias"],
             "lambda_max": hessian.lambda_max,
-            "lambda_max_residual": hessian.top_residuals[0],
+            "lambda_max_residual": hessian.residuals["top"][0],
             "bound_as_written": as_written,
             "bound_corrected": corrected,
             "ratio_as_written": hessian.lambda_max / as_written if as_written else float("inf"),
             "ratio_corrected": hessian.lambda_max / corrected if corrected else float("inf"),
             "jacobian_norm": jac[k].mean().item(),
             "jacobian_norm_max": jac[k].max().item(),
-            "activation_derivative_norm": act_norms[k].mean().item(),
-            "input_norm": input_norms[k].mean().item(),
+            "activation_derivative_norm": act[k].mean().item(),
+            "input_norm": inputs[k].mean().item(),
             "output_hessian_norm_sum": h_z.sum().item(),
-            "n_products": hessian.n_products_total,
+            "n_products": hessian.n_products,
         }
-        if gauss_newton:
-            ggn = gauss_newton_eigenvalues(model, loss_fn, inputs, targets, params=k, include_bias=include_bias,
-                                           tol=tol, mode=mode, dtype=dtype, seed=seed)
+        if ggn is not None:
             record["gauss_newton_lambda_max"] = ggn.lambda_max
+            record["gauss_newton_equals_hessian"] = ggn is hessian
             record["ratio_corrected_gauss_newton"] = ggn.lambda_max / corrected if corrected else float("inf")
-            record["n_products"] = hessian.n_products_total + ggn.n_products_total
+            record["n_products"] = hessian.n_products + (ggn.n_products if ggn is not hessian else 0)
         records.append(record)
     return records

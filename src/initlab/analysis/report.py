@@ -1,22 +1,49 @@
-"""One call that produces the curvature record of a model on a batch (``analysis.json``, ``esd.json``)."""
+"""The curvature record of a model over a data set (``analysis.json``, ``esd.json``): one call.
 
-import math
+One Lanczos run on the full Hessian serves the top-k and bottom eigenvalues with certificates,
+the first SLQ probe and the first Hutchinson sample; its top eigenvector gives the per-layer
+share and warm-starts the layer-block solves; per-sample Jacobian norms use closed-form
+activation derivatives (``initlab.analysis.jacobian``).
+"""
+
+from dataclasses import asdict, dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from initlab.analysis._modes import Mode
 from initlab.analysis.bounds import theorem2_bounds
-from initlab.analysis.eigen import lanczos_eigenvalues
-from initlab.analysis.operators import HessianOperator, LossFn
+from initlab.analysis.operators import DatasetOperator
+from initlab.analysis.problem import CurvatureProblem, DataSource, LossFn, eager_view
+from initlab.analysis.record import curvature_record, finite
 from initlab.analysis.segments import layer_segments
-from initlab.analysis.spectrum import hutchinson_trace, spectral_density
-from initlab.analysis.variance import dead_relu_fraction, variance_flow
+from initlab.analysis.variance import problem_variances
 
 
-def _finite(x: object) -> object:
-    """JSON has no inf/nan: a non-finite float (e.g. a ratio over a zero bound) becomes None."""
-    return None if isinstance(x, float) and not math.isfinite(x) else x
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """What ``analyze_model`` measures and how precisely (``conf/analyze.yaml`` ``analysis``).
+
+    ``k_top`` top eigenvalues (the bottom one is always reported); ``tol`` Lanczos relative
+    residual; ``trace_probes`` Hutchinson probes; ``slq_probes`` x ``slq_steps`` the spectral
+    density; ``jacobian_tol`` relative accuracy of the per-sample ||J^(k)||^2; ``batch_size``
+    samples per chunk (bounds memory); ``include_bias`` in the layer blocks H_w(k)."""
+
+    k_top: int = 3
+    tol: float = 1e-4
+    trace_probes: int = 50
+    slq_probes: int = 4
+    slq_steps: int = 64
+    grid: int = 500
+    jacobian_tol: float = 1e-3
+    batch_size: int | None = 1024
+    include_bias: bool = True
+    seed: int = 0
+
+    def problem(self, model: nn.Module, loss_fn: LossFn, data: DataSource, dtype: torch.dtype | None = None
+                ) -> CurvatureProblem:
+        """The full-Hessian problem these settings analyse."""
+        return CurvatureProblem(model, loss_fn, data, batch_size=self.batch_size, include_bias=self.include_bias,
+                                dtype=dtype)
 
 
 def _relu_after(segment_modules: nn.Sequential, names: dict[int, str], fractions: dict[str, float]) -> float | None:
@@ -26,94 +53,76 @@ def _relu_after(segment_modules: nn.Sequential, names: dict[int, str], fractions
     return None
 
 
-def analyze_model(
-    model: nn.Module,
-    loss_fn: LossFn,
-    inputs: Tensor,
-    targets: Tensor,
-    k_top: int = 3,
-    tol: float = 1e-4,
-    trace_probes: int = 50,
-    slq_probes: int = 4,
-    slq_steps: int = 64,
-    grid: int = 500,
-    include_bias: bool = True,
-    mode: Mode = "eval",
-    dtype: torch.dtype | None = None,
-    seed: int = 0,
-) -> dict[str, dict[str, object]]:
-    """The full curvature record of ``model`` on one batch, as JSON-ready plain types.
+def _layer_rows(problem: CurvatureProblem, bounds: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Per weight layer: shapes and weight statistics, the bounds, variances and dead ReLUs."""
+    flow, dead = problem_variances(problem)
+    model = eager_view(problem.model)
+    names = {id(m): n for n, m in model.named_modules()}
+    rows = []
+    for segment, bound, variances in zip(layer_segments(model), bounds, flow, strict=True):
+        weight = segment.layer.weight.detach().double()
+        rows.append({
+            "name": segment.name,
+            "type": type(segment.layer).__name__,
+            "fan_in": segment.fan_in,
+            "fan_out": segment.fan_out,
+            "weight_std": weight.std().item(),
+            "weight_spectral_norm": torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2).item(),
+            **{key: finite(value) for key, value in bound.items() if key != "layer"},
+            **{key: value for key, value in variances.items() if key != "layer"},
+            "dead_relu_fraction": _relu_after(segment.after_layer, names, dead),
+        })
+    return rows
+
+
+def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None = None) -> dict[str, dict[str, object]]:
+    """The full curvature record of ``problem`` (its Hessian over all its samples), JSON-ready.
 
     Returns ``{"analysis": {"layers": [...], "global": {...}, "settings": {...}}, "esd": {...}}``.
     Per layer (forward order): name, type, fan_in, fan_out, weight std and spectral norm,
     per-sample Jacobian norm ||J^(k)|| (mean, max), block lambda_max (+ bias flag, residual) and
     Gauss-Newton block lambda_max, Theorem 2 bounds as written / corrected with ratios
     lambda_max / bound, forward and backward variances, dead-ReLU fraction (None without ReLU).
-    Global: top-k eigenvalues with residuals, bottom eigenvalue, SLQ negative-eigenvalue share,
-    Hutchinson trace +- SE, lr_gamma_star = 1/lambda_max (paper: largest step that guarantees
-    decrease on the quadratic model) and lr_edge = 2/lambda_max (gradient descent stability
-    edge), loss, gradient norm, Hessian-vector products used. ``esd``: SLQ grid, density and
-    Ritz nodes/weights. The full Hessian's graph is built once and shared by the eigenvalue,
-    trace and density estimates.
+    Global: top-k eigenvalues with residuals, bottom eigenvalue, lambda_min / lambda_max, SLQ
+    negative-eigenvalue share, Hutchinson trace +- SE, the top eigenvector's share per layer,
+    lr_gamma_star = 1/lambda_max (paper: largest step that guarantees decrease on the quadratic
+    model) and lr_edge = 2/lambda_max (gradient descent stability edge), loss, gradient norm,
+    products used. ``esd``: SLQ grid, density and Ritz nodes/weights.
     """
-    operator = HessianOperator(model, loss_fn, inputs, targets, dtype=dtype, mode=mode)
-    eigen = lanczos_eigenvalues(operator, k=k_top, which="both", tol=tol, seed=seed)
-    trace = hutchinson_trace(operator, trace_probes, seed)
-    esd = spectral_density(operator, slq_probes, slq_steps, grid, seed=seed)
-    lambda_max = eigen.lambda_max
-
-    bounds = theorem2_bounds(model, loss_fn, inputs, targets, include_bias, tol, mode=mode, dtype=dtype, seed=seed)
-    flow = variance_flow(model, loss_fn, inputs, targets, mode=mode)
-    dead = dead_relu_fraction(model, inputs, mode=mode)
-    names = {id(m): n for n, m in model.named_modules()}
-    layers = []
-    for segment, bound, variances in zip(layer_segments(model), bounds, flow, strict=True):
-        weight = segment.layer.weight.detach().double()
-        layers.append(
-            {
-                "name": segment.name,
-                "type": type(segment.layer).__name__,
-                "fan_in": segment.fan_in,
-                "fan_out": segment.fan_out,
-                "weight_std": weight.std().item(),
-                "weight_spectral_norm": torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2).item(),
-                **{key: _finite(value) for key, value in bound.items() if key != "layer"},
-                **{key: value for key, value in variances.items() if key != "layer"},
-                "dead_relu_fraction": _relu_after(segment.after_layer, names, dead),
-            }
-        )
+    settings = settings or AnalysisSettings()
+    operator = DatasetOperator(problem)
+    record = curvature_record(operator, k=settings.k_top, which="both", tol=settings.tol,
+                              trace_probes=settings.trace_probes, density_probes=settings.slq_probes,
+                              density_steps=settings.slq_steps, grid=settings.grid, seed=settings.seed)
+    start = operator.split(record.top_vectors[:, 0]) if record.top_vectors is not None else None
+    bounds = theorem2_bounds(problem, settings.tol, jacobian_tol=settings.jacobian_tol, seed=settings.seed, start=start)
+    lambda_max = record.lambda_max
+    esd = record.density
     analysis = {
-        "layers": layers,
+        "layers": _layer_rows(problem, bounds),
         "global": {
             "loss": operator.loss,
             "gradient_norm": torch.linalg.vector_norm(operator.gradient).item(),
             "dim": operator.dim,
             "lambda_max": lambda_max,
-            "top_eigenvalues": eigen.top,
-            "top_residuals": eigen.top_residuals,
-            "lambda_min": eigen.lambda_min,
-            "bottom_residual": eigen.bottom_residuals[0],
-            "eigen_converged": eigen.converged,
+            "top_eigenvalues": record.top,
+            "top_residuals": record.residuals["top"],
+            "lambda_min": record.lambda_min,
+            "bottom_residual": record.residuals["bottom"][0],
+            "ratio_min_max": finite(record.ratio),
+            "eigen_converged": record.converged,
             "negative_share": esd["negative_share"],
             "negative_share_any": esd["negative_share_any"],
-            "trace": trace.estimate,
-            "trace_se": trace.standard_error,
-            "lr_gamma_star": _finite(1.0 / lambda_max) if lambda_max > 0 else None,
-            "lr_edge": _finite(2.0 / lambda_max) if lambda_max > 0 else None,
-            "n_products_full_hessian": operator.n_products,
+            "trace": record.trace,
+            "trace_se": record.trace_se,
             "trace_estimate_slq": esd["trace_estimate"],
+            "top_eigenvector_layer_share": record.layer_share,
+            "lr_gamma_star": finite(1.0 / lambda_max) if lambda_max > 0 else None,
+            "lr_edge": finite(2.0 / lambda_max) if lambda_max > 0 else None,
+            "n_products_full_hessian": record.n_products,
             "n_products_layer_blocks": sum(int(b["n_products"]) for b in bounds),
         },
-        "settings": {
-            **operator.settings,
-            "k_top": k_top,
-            "tol": tol,
-            "trace_probes": trace_probes,
-            "slq_probes": slq_probes,
-            "slq_steps": esd["settings"]["lanczos_steps"],
-            "include_bias_in_blocks": include_bias,
-            "seed": seed,
-        },
+        "settings": {**operator.settings, **asdict(settings), "slq_steps": max(esd["steps"])},
     }
     esd["settings"] = analysis["settings"]
     return {"analysis": analysis, "esd": esd}

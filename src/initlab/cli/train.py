@@ -1,28 +1,21 @@
-"""Hydra entry point of ``python train.py`` (heavy imports happen inside, so ``--help`` is fast)."""
+"""Entry point of ``python train.py`` / ``initlab-train``: one training run, or one job of a ``-m`` sweep.
 
-import sys
+Heavy imports happen inside the task, so ``--help`` and a rejected config take about a second.
+"""
 
-import hydra
 from omegaconf import DictConfig
 
-from initlab.config import CONFIG_DIR, ConfigError, register_resolvers
-
-register_resolvers()
+from initlab.cli.common import make_main
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Train one model (or one job of a ``-m`` sweep); returns the final val loss for sweepers."""
-    from initlab.cli.common import print_config_tree
+def train(cfg: DictConfig) -> float | None:
+    """Train one model; returns the final val loss (what sweepers such as Optuna minimize)."""
     from initlab.training.run import run_training
 
-    print_config_tree(cfg, save_dir=cfg.paths.output_dir)
-    try:
-        return run_training(cfg)
-    except ConfigError as err:
-        print(f"initlab: {err}", file=sys.stderr)
-        sys.exit(2)
+    return run_training(cfg)
 
+
+main = make_main("train", train)
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,16 @@
-"""CIFAR-10 through torchvision, from ``{root}/cifar-10-batches-py/`` (the extracted python pickles)."""
+"""CIFAR-10 from ``{root}/cifar-10-batches-py/`` (the extracted python pickles), read without trusting them.
+
+The batches are pickles, and unpickling runs whatever code a pickle names. So the files are
+md5-checked first (``verify_md5``, on by default) and then read through :class:`BatchUnpickler`,
+which builds numpy arrays, lists and strings and refuses every other global: a planted file fails
+with a clean error instead of running.
+"""
 
 import pickle
-from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from initlab.data.errors import CorruptDatasetError
@@ -12,25 +18,47 @@ from initlab.data.splits import TensorSplit
 from initlab.data.torchvision_base import TorchvisionDataModule
 
 FOLDER = "cifar-10-batches-py"
-FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILES = ("test_batch",)
+FILES = (*TRAIN_FILES, *TEST_FILES, "batches.meta")
+IMAGE_SHAPE = (3, 32, 32)
+
+# The only globals a CIFAR-10 batch names: numpy's array reconstruction under numpy 1 and 2
+# module names, and ``_codecs.encode`` (how protocol-2 pickles written by Python 3 store bytes).
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+)
+UNREADABLE = (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError)
 
 
-@cache
-def unverified_cifar10() -> type:
-    """torchvision's CIFAR10 with its per-file md5 checks off, so any files in the right format
-    load (the downloaded archive is still md5-checked); content is checked by ``setup``'s
-    shape/class checks instead."""
-    from torchvision.datasets import CIFAR10
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`ALLOWED_GLOBALS`; any other global is refused unrun."""
 
-    return type(
-        "UnverifiedCIFAR10",
-        (CIFAR10,),
-        {
-            "train_list": [[name, None] for name, _ in CIFAR10.train_list],
-            "test_list": [[name, None] for name, _ in CIFAR10.test_list],
-            "meta": {**CIFAR10.meta, "md5": None},
-        },
-    )
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load global {module}.{name} (a CIFAR-10 batch holds only arrays)")
+        return super().find_class(module, name)
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
+    """The uint8 images [N, 3072] and labels of one batch file, or a :class:`CorruptDatasetError` naming it."""
+    try:
+        with path.open("rb") as f:
+            batch = BatchUnpickler(f, encoding="latin1").load()
+        data, labels = batch["data"], [int(v) for v in batch["labels"]]
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.shape != (len(labels), 3072):
+            raise ValueError(f"'data' is not a uint8 array of shape [{len(labels)}, 3072]")
+    except UNREADABLE as err:
+        raise CorruptDatasetError(f"cifar10: unreadable CIFAR-10 batch file {path} ({err})") from err
+    return data, labels
 
 
 class CIFAR10DataModule(TorchvisionDataModule):
@@ -46,15 +74,26 @@ class CIFAR10DataModule(TorchvisionDataModule):
         return [name for name in FILES if not (self.folder / name).is_file()]
 
     def dataset_class(self) -> type:
-        return unverified_cifar10()
+        from torchvision.datasets import CIFAR10
+
+        return CIFAR10
+
+    def expected_md5(self) -> dict[str, str]:
+        cls = self.dataset_class()
+        return {**dict(cls.train_list), **dict(cls.test_list), cls.meta["filename"]: cls.meta["md5"]}
+
+    def download_files(self) -> None:
+        """The archive only (md5-checked by torchvision), without torchvision's own unpickling."""
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        cls = self.dataset_class()
+        download_and_extract_archive(cls.url, str(self.root), filename=cls.filename, md5=cls.tgz_md5)
 
     def load_split(self, train: bool) -> TensorSplit:
-        try:
-            return super().load_split(train)
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as err:
-            message = f"{self.name}: unreadable CIFAR-10 batch files in {self.folder} ({err!r})"
-            raise CorruptDatasetError(message) from err
+        return self.to_split([read_batch(self.folder / name) for name in (TRAIN_FILES if train else TEST_FILES)])
 
     def to_split(self, dataset: Any) -> TensorSplit:
-        x = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous().float() / 255.0
-        return TensorSplit(x, torch.as_tensor(dataset.targets, dtype=torch.int64))
+        """``dataset``: the (images, labels) of each batch file, in order."""
+        x = np.concatenate([data for data, _ in dataset]).reshape(-1, *IMAGE_SHAPE)
+        y = [label for _, labels in dataset for label in labels]
+        return TensorSplit(torch.from_numpy(x).float() / 255.0, torch.as_tensor(y, dtype=torch.int64))

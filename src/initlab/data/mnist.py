@@ -31,9 +31,10 @@ def extract_idx(gz_path: Path, magic: int) -> None:
 class MNISTLikeDataModule(TorchvisionDataModule):
     """28x28 grayscale IDX datasets in torchvision's ``{root}/<torchvision_name>/raw/`` layout.
 
-    Either the ``.gz`` files or their extracted versions may be there; the ``.gz`` ones are
-    extracted (after checking) on first use. Every IDX file is checked (magic number, sizes,
-    image/label counts) before torchvision reads it, so a corrupt file raises
+    With ``verify_md5`` the ``.gz`` files must be there (their md5s are the published ones) and
+    are extracted on every build, so torchvision reads only verified bytes; without it, extracted
+    files alone also do and ``.gz``-only ones are extracted on first use. Every IDX file is checked
+    (magic number, sizes, image/label counts) before torchvision reads it, so a corrupt file raises
     :class:`~initlab.data.errors.CorruptDatasetError` naming it.
     """
 
@@ -44,22 +45,25 @@ class MNISTLikeDataModule(TorchvisionDataModule):
         return self.root / self.torchvision_name / "raw"
 
     def missing_files(self) -> list[str]:
-        return [
-            f"{stem}.gz"
-            for stem in IDX_FILES
-            if not (self.folder / stem).is_file() and not (self.folder / f"{stem}.gz").is_file()
-        ]
+        return [f"{stem}.gz" for stem in IDX_FILES if not self._present(stem)]
+
+    def _present(self, stem: str) -> bool:
+        """The ``.gz`` is there, or (unverified only) its extracted version."""
+        return (self.folder / f"{stem}.gz").is_file() or (not self.verify_md5 and (self.folder / stem).is_file())
 
     def dataset_class(self) -> type:
         from torchvision import datasets
 
         return getattr(datasets, self.torchvision_name)
 
+    def expected_md5(self) -> dict[str, str]:
+        return dict(self.dataset_class().resources)
+
     def ensure_files(self) -> None:
-        """After the presence check: extract ``.gz``-only files and check every IDX pair."""
+        """After the presence (and md5) check: extract what torchvision will read, check every IDX pair."""
         super().ensure_files()
         for stem, magic in IDX_FILES.items():
-            if not (self.folder / stem).is_file():
+            if self.verify_md5 or not (self.folder / stem).is_file():
                 extract_idx(self.folder / f"{stem}.gz", magic)
         for prefix in ("train", "t10k"):
             read_idx_pair(self.folder / f"{prefix}-images-idx3-ubyte", self.folder / f"{prefix}-labels-idx1-ubyte")

@@ -9,10 +9,12 @@ from typing import Any
 
 from initlab.data.base import TensorDataModule
 from initlab.data.errors import DatasetNotFoundError
+from initlab.data.integrity import verify_md5
 from initlab.data.splits import TensorSplit, holdout_split, take
 
 # Per socket operation, while downloading: an unreachable network fails in seconds, not minutes.
 DOWNLOAD_SOCKET_TIMEOUT_S = 10.0
+MD5_ADVICE = "delete it to download it again, or set data.verify_md5=false for files you made yourself"
 
 
 @contextmanager
@@ -31,13 +33,15 @@ class TorchvisionDataModule(TensorDataModule):
 
     The files are looked for first; only when some are missing and ``download`` is true does
     torchvision try to fetch them. Anything still missing raises one :class:`DatasetNotFoundError`.
+    With ``verify_md5`` (the default) every file must then match torchvision's published md5
+    before anything parses it; switch it off only for files you made yourself.
     """
 
-    def __init__(self, download: bool = True, val_size: int = 5_000, **kwargs: Any) -> None:
+    def __init__(self, download: bool = True, val_size: int = 5_000, verify_md5: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if val_size < 1:
             raise ValueError(f"val_size must be >= 1, got {val_size}")
-        self.download, self.val_size = download, val_size
+        self.download, self.val_size, self.verify_md5 = download, val_size, verify_md5
 
     @property
     @abstractmethod
@@ -51,6 +55,14 @@ class TorchvisionDataModule(TensorDataModule):
     @abstractmethod
     def dataset_class(self) -> type:
         """The torchvision dataset class, imported lazily."""
+
+    @abstractmethod
+    def expected_md5(self) -> dict[str, str]:
+        """File name in :attr:`folder` -> the md5 torchvision publishes for it."""
+
+    def download_files(self) -> None:
+        """Fetch the files with torchvision's own download code (which checks the archives' md5)."""
+        self.dataset_class()(str(self.root), train=True, download=True)
 
     @abstractmethod
     def to_split(self, dataset: Any) -> TensorSplit:
@@ -71,15 +83,20 @@ class TorchvisionDataModule(TensorDataModule):
         return {"train": train, "val": val, "test": test}
 
     def ensure_files(self) -> None:
-        """Return when every file is present; else download (if allowed) or raise."""
-        missing = self.missing_files()
-        if not missing:
-            return
+        """Every file present (downloaded if missing and allowed) and, with ``verify_md5``, intact."""
+        if missing := self.missing_files():
+            self.fetch(missing)
+        if self.verify_md5:
+            for name, md5 in self.expected_md5().items():
+                verify_md5(self.folder / name, md5, advice=MD5_ADVICE)
+
+    def fetch(self, missing: list[str]) -> None:
+        """Download the ``missing`` files if allowed, else raise naming them."""
         if not self.download:
             raise DatasetNotFoundError(self._not_found_message(missing, "download=false"))
         try:
             with socket_timeout(DOWNLOAD_SOCKET_TIMEOUT_S):
-                self.dataset_class()(str(self.root), train=True, download=True)
+                self.download_files()
         except (OSError, RuntimeError) as err:
             message = self._not_found_message(missing, f"the download failed: {type(err).__name__}")
             raise DatasetNotFoundError(message) from err

@@ -1,4 +1,4 @@
-"""Weight and bias initializers (METHODS.md §1-2), data-aware rescalings and the init report.
+"""Weight and bias initializers (docs/methods.md), data-aware rescalings and the init report.
 
 A ``conf/init/<name>.yaml`` instantiates :class:`Initializer`; the registries map config names
 to functions, so a new scheme is one function plus one YAML file.

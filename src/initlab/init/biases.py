@@ -1,4 +1,4 @@
-"""Bias initializers (METHODS.md §2): ``BIAS_INITS`` maps a config name to a rule on the whole model.
+"""Bias initializers (docs/methods.md): ``BIAS_INITS`` maps a config name to a rule on the whole model.
 
 A rule sees every weight layer at once (``BiasContext``) because two of them depend on the
 layer's position: ``relu_0.1`` treats hidden and output layers differently and
@@ -36,10 +36,10 @@ def zeros(ctx: BiasContext) -> None:
         nn.init.zeros_(bias)
 
 
-def constant(ctx: BiasContext, *, bias_value: float = 0.01) -> None:
-    """b = ``bias_value`` everywhere (lecture notes: 0.01)."""
+def constant(ctx: BiasContext, *, value: float = 0.01) -> None:
+    """b = ``value`` everywhere (lecture notes: 0.01)."""
     for bias in ctx.biases():
-        nn.init.constant_(bias, bias_value)
+        nn.init.constant_(bias, value)
 
 
 def relu_hidden(ctx: BiasContext) -> None:
@@ -53,10 +53,10 @@ def relu_hidden(ctx: BiasContext) -> None:
         nn.init.constant_(bias, 0.1)
 
 
-def small_random(ctx: BiasContext, *, bias_std: float = 0.01) -> None:
-    """b ~ N(0, bias_std^2) (lecture notes)."""
+def small_random(ctx: BiasContext, *, std: float = 0.01) -> None:
+    """b ~ N(0, std^2) (lecture notes)."""
     for bias in ctx.biases():
-        nn.init.normal_(bias, 0.0, bias_std)
+        nn.init.normal_(bias, 0.0, std)
 
 
 def fanin_plus_one(ctx: BiasContext) -> None:

@@ -2,8 +2,10 @@
 
 Each entry of ``DATA_AWARE_INITS`` names a base weight scheme (applied first, with the bias
 scheme, by :class:`initlab.init.Initializer`) and a ``rescale(model, batch, **hyperparameters)``
-that changes only the weights' scales. All of them evaluate the model in ``eval()`` mode and
-leave its train/eval flags and buffers as they were (:func:`initlab.analysis.evaluation_mode`).
+that changes only the weights' scales. The Initializer hands it the batch on the model's device
+and dtype; every tensor it creates follows the model's. All of them evaluate the model in
+``eval()`` mode and leave its train/eval flags and buffers as they were
+(:func:`initlab.analysis.evaluation_mode`).
 """
 
 import math

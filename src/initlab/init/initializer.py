@@ -1,12 +1,12 @@
 """``Initializer``: the callable a ``conf/init/<name>.yaml`` instantiates to.
 
-The YAML's top-level keys are the scheme's name, the bias scheme's name and the
-hyperparameters; the defaults are the keyword-only defaults of the registered functions.
-Unknown keys and bad values raise ``ValueError`` at construction, before any training.
+The YAML's keys are the scheme's name and its hyperparameters; the bias is its own group
+(``init/bias=<name>``: a node ``{scheme, <its hyperparameters>}``). Defaults are the keyword-only
+defaults of the registered functions; unknown keys and bad values raise ``ValueError`` at construction.
 """
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -38,19 +38,10 @@ def _gain_name(value: Any) -> bool:
 # What each hyperparameter must be, whichever scheme uses it.
 VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "value": (_number, "a number"),
-    "bias_value": (_number, "a number"),
     "std": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "bias_std": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "gain": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "k": (_positive_int, "an integer >= 1"),
     "nonlinearity": (_gain_name, "a name accepted by torch.nn.init.calculate_gain (e.g. relu, tanh, linear)"),
-    "tol": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "power_tol": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "eps": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "lr": (lambda v: _number(v) and v > 0, "a number > 0"),
-    "max_rescales": (_positive_int, "an integer >= 1"),
-    "power_iters": (_positive_int, "an integer >= 1"),
-    "steps": (_positive_int, "an integer >= 1"),
+    **dict.fromkeys(("gain", "tol", "power_tol", "eps", "lr"), (lambda v: _number(v) and v > 0, "a number > 0")),
+    **dict.fromkeys(("k", "max_rescales", "power_iters", "steps"), (_positive_int, "an integer >= 1")),
 }
 
 
@@ -66,59 +57,80 @@ def _choice(kind: str, name: str, valid: list[str]) -> str:
     return name
 
 
+def _settings(node: str, rules: list[Callable[..., None]], given: dict[str, Any], context: str) -> dict[str, Any]:
+    """The registered defaults of ``rules`` updated by ``given``; unknown keys and bad values raise ValueError."""
+    defaults: dict[str, Any] = {}
+    for rule in rules:
+        defaults |= hyperparameters(rule)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {node} key(s) {unknown} for {context}; valid keys: {sorted(defaults)}")
+    settings = defaults | given
+    for key in sorted(settings.keys() & VALUE_RULES.keys()):
+        rule, allowed = VALUE_RULES[key]
+        if not rule(settings[key]):
+            raise ValueError(f"{node}.{key}: got {settings[key]!r}, must be {allowed}")
+    return settings
+
+
+def _bind(rule: Callable[..., None], settings: dict[str, Any]) -> Callable[..., None]:
+    return partial(rule, **{key: settings[key] for key in hyperparameters(rule)})
+
+
+def _on_model(model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """The batch moved to the model's device, floating inputs cast to its dtype: data-aware inits run where the model lives."""
+    weight = weight_layers(model)[0][1].weight
+    inputs, targets = batch
+    return inputs.to(weight.device, weight.dtype if inputs.is_floating_point() else inputs.dtype), targets.to(weight.device)
+
+
 class Initializer:
     """``init(model, batch=None, class_freqs=None) -> model``: initialize every Linear/Conv layer in place.
 
     ``scheme`` is a ``WEIGHT_INITS`` name, or a ``DATA_AWARE_INITS`` name, which first applies
-    its ``base`` weight scheme and then rescales the weights on ``batch`` = (inputs, targets).
-    ``bias`` is a ``BIAS_INITS`` name. ``params`` are the hyperparameters of the weight (or
-    base) scheme, of the data-aware rescaling, and of every bias scheme (so ``bias`` can be
-    switched without adding keys).
+    its ``base`` weight scheme and then rescales the weights on ``batch`` = (inputs, targets),
+    moved to the model's device and dtype. ``bias`` is the ``init/bias`` node
+    (``{"scheme": <BIAS_INITS name>, <its hyperparameters>}``) or a bare ``BIAS_INITS`` name
+    with default hyperparameters. ``params`` are the hyperparameters of the weight (or base)
+    scheme and of the data-aware rescaling.
     """
 
-    def __init__(self, scheme: str, bias: str = "zeros", **params: Any) -> None:
-        _choice("init scheme", scheme, sorted(WEIGHT_INITS) + sorted(DATA_AWARE_INITS))
-        self.scheme = scheme
-        self.bias = _choice("bias scheme", bias, sorted(BIAS_INITS))
+    def __init__(self, scheme: str, bias: str | Mapping[str, Any] = "zeros", **params: Any) -> None:
+        self.scheme = _choice("init scheme", scheme, sorted(WEIGHT_INITS) + sorted(DATA_AWARE_INITS))
+        bias_params = {"scheme": bias} if isinstance(bias, str) else dict(bias)  # a bare name: ``init.bias=constant``
+        self.bias = _choice("bias scheme", bias_params.pop("scheme", None), sorted(BIAS_INITS))
         data_aware = DATA_AWARE_INITS.get(scheme)
-        base = params.get("base", data_aware.base) if data_aware else scheme
+        given = dict(params)
+        base = given.pop("base", data_aware.base) if data_aware else scheme
         weight_rule = WEIGHT_INITS[_choice("base scheme", base, sorted(WEIGHT_INITS))]
-        defaults = hyperparameters(weight_rule)
-        for rule in BIAS_INITS.values():
-            defaults |= hyperparameters(rule)
-        if data_aware:
-            defaults |= {"base": data_aware.base} | hyperparameters(data_aware.rescale)
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise ValueError(f"unknown init key(s) {unknown} for scheme {scheme!r}; valid keys: {sorted(defaults)}")
-        self.params = defaults | params
-        for key in sorted(self.params.keys() & VALUE_RULES.keys()):
-            rule, allowed = VALUE_RULES[key]
-            if not rule(self.params[key]):
-                raise ValueError(f"init.{key}: got {self.params[key]!r}, must be {allowed}")
-        self._weight_init = self._bind(weight_rule)
-        self._bias_init = self._bind(BIAS_INITS[bias])
-        self._rescale = self._bind(data_aware.rescale) if data_aware else None
-
-    def _bind(self, rule: Callable[..., None]) -> Callable[..., None]:
-        return partial(rule, **{key: self.params[key] for key in hyperparameters(rule)})
+        rules = [weight_rule, data_aware.rescale] if data_aware else [weight_rule]
+        self.params = ({"base": base} if data_aware else {}) | _settings("init", rules, given, f"scheme {scheme!r}")
+        self.bias_params = _settings("init.bias", [BIAS_INITS[self.bias]], bias_params, f"bias scheme {self.bias!r}")
+        self._weight_init = _bind(weight_rule, self.params)
+        self._bias_init = _bind(BIAS_INITS[self.bias], self.bias_params)
+        self._rescale = _bind(data_aware.rescale, self.params) if data_aware else None
 
     def __call__(
         self, model: nn.Module, batch: tuple[Tensor, Tensor] | None = None, class_freqs: Tensor | None = None
     ) -> nn.Module:
+        if self._rescale is not None and batch is None:
+            raise ValueError(f"init scheme {self.scheme!r} is data-aware: pass batch=(inputs, targets)")
+        self.base(model, class_freqs)
+        if self._rescale is not None:
+            self._rescale(model, _on_model(model, batch))
+        return model
+
+    def base(self, model: nn.Module, class_freqs: Tensor | None = None) -> nn.Module:
+        """Only the weight (or base) scheme and the bias scheme: no data, cheap enough to check a config before a run."""
         layers = [layer for _, layer in weight_layers(model)]
         if not layers:
             raise ValueError(f"{type(model).__name__} has no Linear/Conv layer to initialize")
-        if self._rescale is not None and batch is None:
-            raise ValueError(f"init scheme {self.scheme!r} is data-aware: pass batch=(inputs, targets)")
         with torch.no_grad():
             for layer in layers:
                 self._weight_init(layer.weight, *fans(layer.weight))
             self._bias_init(BiasContext(layers, self._weight_init, class_freqs))
-        if self._rescale is not None:
-            self._rescale(model, batch)
         return model
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
-        return f"Initializer(scheme={self.scheme!r}, bias={self.bias!r}, {settings})"
+        settings = {"scheme": self.scheme, "bias": {"scheme": self.bias, **self.bias_params}, **self.params}
+        return f"Initializer({', '.join(f'{key}={value!r}' for key, value in settings.items())})"

@@ -1,4 +1,4 @@
-"""``init_report``: per-layer statistics of an initialized model, written to ``init.json``."""
+"""``init_report``: per-layer statistics of an initialized model with a legend, written to ``init.json``."""
 
 import math
 from typing import Any
@@ -9,16 +9,26 @@ from torch import nn
 from initlab.init.weights import fans
 from initlab.models import weight_layers
 
+FIELDS: dict[str, str] = {
+    "name": "the layer's name in the model (model.named_modules())",
+    "type": "the layer's class (Linear, Conv2d)",
+    "fan_in": "inputs per output unit: in_features, or in_channels * kernel area (torch's convention)",
+    "fan_out": "out_features, or out_channels * kernel area (torch's convention)",
+    "weight_std": "population std of the weight entries (no Bessel correction)",
+    "weight_spectral_norm": "||W||_2, the largest singular value of the weight as an [out, in*kh*kw] matrix",
+    "predicted_norm": "(sqrt(fan_in) + sqrt(fan_out)) * weight_std: the paper's eq. (7) prediction of ||W||_2 "
+    "for iid zero-mean entries (about 1 under the spectral init)",
+    "bias_mean": "mean of the bias entries; null for a layer without bias",
+    "bias_std": "population std of the bias entries; null for a layer without bias",
+}
+
 
 @torch.no_grad()
-def init_report(model: nn.Module) -> list[dict[str, Any]]:
-    """One row per weight layer: fans, weight std, ||W||_2 and the paper's prediction of it, bias mean/std.
+def init_report(model: nn.Module) -> dict[str, Any]:
+    """``{"fields": FIELDS, "layers": [one row per weight layer]}``: the rows hold the ``FIELDS`` keys in order.
 
-    ``weight_spectral_norm`` is the spectral norm of the weight as a [out, in*kh*kw] matrix;
-    ``predicted_norm`` = (sqrt(fan_in) + sqrt(fan_out)) * weight_std (paper eq. (7), fans by
-    torch's convention, so for a convolution the kernel area enters fan_out although the
-    matrix has only out_channels rows). Stds are population stds (no Bessel correction), so a
-    one-element bias gives 0, not NaN; ``bias_mean`` / ``bias_std`` are None without a bias.
+    For a convolution the kernel area enters fan_out although the weight matrix has only
+    out_channels rows, so ``predicted_norm`` follows the fans the inits use, not the matrix shape.
     """
     rows = []
     for name, layer in weight_layers(model):
@@ -29,6 +39,7 @@ def init_report(model: nn.Module) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
+                "type": type(layer).__name__,
                 "fan_in": fan_in,
                 "fan_out": fan_out,
                 "weight_std": weight_std,
@@ -38,4 +49,4 @@ def init_report(model: nn.Module) -> list[dict[str, Any]]:
                 "bias_std": None if bias is None else bias.std(correction=0).item(),
             }
         )
-    return rows
+    return {"fields": FIELDS, "layers": rows}

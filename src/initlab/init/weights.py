@@ -1,4 +1,4 @@
-"""Weight initializers (METHODS.md §1): ``WEIGHT_INITS`` maps a config name to an in-place rule.
+"""Weight initializers (docs/methods.md): ``WEIGHT_INITS`` maps a config name to an in-place rule.
 
 Every rule has the signature ``rule_(weight, fan_in, fan_out, **hyperparameters)`` with the fans
 passed explicitly: the layer's own fans come from torch's convention

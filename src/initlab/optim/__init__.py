@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules (METHODS.md §3-4, book ch. 8 alg. 8.1-8.7).
+"""Optimizers and learning-rate schedules (docs/methods.md; book ch. 8 alg. 8.1-8.7).
 
 ``OPTIMIZERS[name](params, lr=..., <book hyperparameters>)`` returns a ``torch.optim.Optimizer``;
 ``SCHEDULES[name](optimizer, total_steps=..., ...)`` a per-step ``LRScheduler``. The keys match

@@ -1,5 +1,5 @@
 """Ill-conditioned quadratics ("canyons") for the momentum-vs-gradient-descent experiments
-(METHODS.md §6), run with the real ``torch.optim`` optimizers on a float64 parameter."""
+(docs/methods.md, measurements), run with the real ``torch.optim`` optimizers on a float64 parameter."""
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass

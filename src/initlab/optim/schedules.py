@@ -1,4 +1,4 @@
-"""Per-step learning-rate schedules (METHODS.md §4), each with an optional linear warm-up.
+"""Per-step learning-rate schedules (docs/methods.md), each with an optional linear warm-up.
 
 Every factory is called as ``factory(optimizer, total_steps=int, **hyperparameters)`` and
 returns a ``torch.optim.lr_scheduler.LambdaLR`` to be stepped once per optimizer step, so

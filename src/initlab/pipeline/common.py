@@ -7,6 +7,7 @@ an in-process demo builds exactly the model ``python train.py experiment=pipelin
 
 import argparse
 import csv
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,10 +20,13 @@ from initlab.training.records import json_safe, write_json
 __all__ = [
     "build_model",
     "compose_config",
+    "conf_node",
     "data_path",
+    "lambda_max",
     "load_params",
     "load_train_batch",
     "make_initializer",
+    "make_optimizer",
     "read_csv",
     "read_json",
     "stage_parser",
@@ -49,9 +53,9 @@ def stage_parser(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def data_path(results: str | Path, data: str, seed: int) -> Path:
-    """Where ``prepare`` writes the normalized tensors of ``data`` split with ``seed`` (the datamodule's cache name)."""
-    return Path(results) / "data" / "processed" / f"{data}-seed{seed}.pt"
+def data_path(results: str | Path, data: str) -> Path:
+    """Where ``prepare`` writes the normalized tensors of ``data``."""
+    return Path(results) / "data" / f"{data}.pt"
 
 
 def compose_config(overrides: Sequence[str], config_name: str = "train"):
@@ -70,26 +74,49 @@ def compose_config(overrides: Sequence[str], config_name: str = "train"):
         GlobalHydra.instance().clear()
 
 
+@functools.cache
+def _model_config(data: str, overrides: tuple[str, ...]):
+    """The composed model node (composing costs ~0.5 s: done once per model shape)."""
+    return compose_config([f"data={data}", f"experiment={EXPERIMENT}", *overrides]).model
+
+
 def build_model(data: str, overrides: Sequence[str] = ()):
     """The pipeline's model (``experiment=pipeline``) for ``data``, with extra model ``overrides``; not initialized."""
-    from hydra.utils import instantiate
+    from initlab.models import instantiate_model
+
+    return instantiate_model(_model_config(data, tuple(overrides)))
+
+
+@functools.cache
+def conf_node(group: str, name: str) -> dict[str, Any]:
+    """``conf/<group>/<name>.yaml`` composed by Hydra (its defaults list applied), as plain data."""
     from omegaconf import OmegaConf
 
-    cfg = compose_config([f"data={data}", f"experiment={EXPERIMENT}", *overrides])
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg.pop("compile", None)
-    return instantiate(model_cfg)
+    return OmegaConf.to_container(compose_config([f"{group}={name}"])[group], resolve=True)
 
 
 def make_initializer(name: str, **settings: Any):
     """The callable ``conf/init/<name>.yaml`` instantiates to, with ``settings`` overriding its keys."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    from initlab.config import CONFIG_DIR
+    return instantiate(conf_node("init", name) | settings)
 
-    cfg = OmegaConf.load(CONFIG_DIR / "init" / f"{name}.yaml")
-    return instantiate(OmegaConf.merge(cfg, settings))
+
+def make_optimizer(name: str, parameters, **settings: Any):
+    """The optimizer of ``conf/optim/<name>.yaml`` over ``parameters``, with ``settings`` (e.g. lr) overriding its keys."""
+    from hydra.utils import instantiate
+
+    return instantiate(conf_node("optim", name) | settings)(parameters)
+
+
+def lambda_max(model, batch, tol: float, **problem: Any) -> float:
+    """lambda_max of the mean cross-entropy's curvature over ``batch`` (chunks of 1024 samples);
+    ``problem``: ``kind`` ("hessian" or "gauss_newton"), ``params`` (a layer block), ... of ``CurvatureProblem``."""
+    from torch.nn import functional as F
+
+    from initlab.analysis import CurvatureProblem, top_eigenvalue
+
+    return top_eigenvalue(CurvatureProblem(model, F.cross_entropy, tuple(batch), batch_size=1024, **problem), tol=tol)
 
 
 def load_train_batch(path: str | Path, n: int | None = None, seed: int = 0):

@@ -1,464 +1,458 @@
-"""DVC stage ``figures``: every PNG of the report, and the small CSV tables behind ``dvc plots``.
+"""DVC stage ``figures``: every PNG of the report, and the rows behind each one.
 
     python -m initlab.pipeline.figures     # results/ -> reports/figures/*.png, reports/plots/*.csv
 
-Each ``plot_*`` function takes tidy rows (see :mod:`initlab.pipeline.tables`) and returns a
-``matplotlib.figure.Figure`` with labelled axes (Agg backend, no global pyplot state), so it
-can be tested on synthetic rows. ``reports/figures.json`` lists every figure with its title and
-caption for the report (kept beside the folder, so that ``dvc plots`` finds only images in it).
+Every figure is one entry of :data:`FIGURES`: ``load`` reads its inputs under ``results/`` (None while
+they are absent: the figure is skipped) and ``plot`` draws a ``matplotlib.figure.Figure`` from those
+inputs alone, so it is tested on synthetic rows. The look (a colour per init and optimizer, legends,
+coinciding series, a caption that states n and what bands mean) is :mod:`initlab.pipeline.style`;
+intervals over seeds are the study's (``tables.interval_columns``: 95% Student t). The plotted rows
+go to ``reports/plots/<name>.csv``; ``reports/figures.json`` lists title and caption for the report.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
+from initlab.pipeline import tables
+from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv, write_json
+from initlab.pipeline.style import (axes, band, describe, dodge, finish, n_text, new_figure, ordinal_style, save_figure,
+                                    series_style, side_legend)
+from initlab.pipeline.tables import Row, group_by
 
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from initlab.pipeline import tables  # noqa: E402
-from initlab.pipeline.common import load_params, stage_parser, write_csv, write_json  # noqa: E402
-from initlab.pipeline.tables import Row, group_by, summarize  # noqa: E402
-
+Data = dict[str, Any]
 LINESTYLES = ("-", "--", ":", "-.")
+INTERVAL = "95% t-interval over seeds"
+LOG_INTERVAL = "95% t-interval of the log over seeds"
 
 
-def _colors(names: Sequence[str]) -> dict[str, Any]:
-    cmap = matplotlib.colormaps["tab10"]
-    return {name: cmap(i % 10) for i, name in enumerate(dict.fromkeys(names))}
+@dataclass(frozen=True)
+class Entry:
+    """How one figure is made: its inputs (None: not written yet, skip) and its drawing."""
+
+    load: Callable[[Path, dict], Data | None]
+    plot: Callable[[Data], Figure]
 
 
-def _label(ax, x: str, y: str, title: str | None = None) -> None:
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
+FIGURES: dict[str, Entry] = {}
 
 
-def _finite(values: Sequence[float | None]) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+def figure(name: str, load: Callable[[Path, dict], Data | None]):
+    """Register the decorated ``plot`` as figure ``name`` (``reports/figures/<name>.png``)."""
+
+    def register(plot: Callable[[Data], Figure]) -> Callable[[Data], Figure]:
+        FIGURES[name] = Entry(load, plot)
+        return plot
+
+    return register
 
 
-# ---------------------------------------------------------------- random matrices, Jacobians, Hessian blocks
+def demo(name: str, file: str) -> Callable[[Path, dict], Data]:
+    """Loader of a demo's CSV (``rows``, all seeds of a per-seed demo) and its ``params.yaml`` settings."""
+
+    def load(results: Path, params: dict) -> Data:
+        settings = (params.get("demos", {}) | params.get("data_demos", {}))[name]
+        return {"settings": settings, "rows": tables.load_demo_csv(results, name, file)}
+
+    return load
 
 
-def plot_rmt(rows: Sequence[Row]) -> Figure:
-    """||W|| / ((sqrt m + sqrt n) sigma) against sqrt m + sqrt n, square vs skewed shapes, per init."""
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.subplots()
-    stats = summarize(rows, ("m", "n", "init"), ("ratio",))
-    markers = {init: marker for init, marker in zip(dict.fromkeys(r["init"] for r in stats), "osD^v")}
-    for (square, init), group in group_by(({**r, "square": r["m"] == r["n"]} for r in stats), "square", "init").items():
-        group = sorted(group, key=lambda r: math.sqrt(r["m"]) + math.sqrt(r["n"]))
-        x = [math.sqrt(r["m"]) + math.sqrt(r["n"]) for r in group]
-        ax.errorbar(x, [r["ratio"] for r in group], yerr=[r["ratio_std"] for r in group], marker=markers[init],
-                    linestyle="-" if square else "--", capsize=3,
-                    label=f"{init}, {'square' if square else 'skewed'}")
-        for r, xi in zip(group, x, strict=True):
-            ax.annotate(f"{r['m']}x{r['n']}", (xi, r["ratio"]), fontsize=6, xytext=(2, -8), textcoords="offset points")
-    ax.axhline(1.0, color="k", linewidth=0.8, linestyle=":")
-    ax.set_xscale("log")
-    _label(ax, "sqrt(m) + sqrt(n)", "||W||_2 / ((sqrt m + sqrt n) sigma)", "Random-matrix norm vs paper eq. (7)")
-    ax.legend(fontsize=7)
-    return fig
+def study(name: str) -> Callable[[Path, dict], Data | None]:
+    """Loader of ``results/study/<name>.csv``; None until the study stage has written it."""
+
+    def load(results: Path, params: dict) -> Data | None:
+        path = Path(results) / "study" / f"{name}.csv"
+        return {"rows": read_csv(path)} if path.exists() else None
+
+    return load
 
 
-def plot_layer_curvature(rows: Sequence[Row]) -> Figure:
-    """Per weight layer at init: ||J^(k)|| and lambda_max of the block H_w(k), mean +- std over seeds, per init."""
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    stats = summarize(rows, ("init", "layer"), ("jacobian_norm", "lambda_max"))
-    colors = _colors([r["init"] for r in stats])
-    for (init,), group in group_by(stats, "init").items():
-        group = sorted(group, key=lambda r: r["layer"])
-        layers = [r["layer"] for r in group]
-        for ax, column in zip(axes, ("jacobian_norm", "lambda_max"), strict=True):
-            ax.errorbar(layers, [r[column] for r in group], yerr=[r[f"{column}_std"] for r in group], marker="o",
-                        capsize=3, color=colors[init], label=init)
-    axes[0].axhline(1.0, color="k", linewidth=0.8, linestyle=":", label="paper Cor. 1 target")
-    _label(axes[0], "weight layer k", "||J^(k)||_2 (mean over samples)", "Layer Jacobian norm at init")
-    _label(axes[1], "weight layer k", "lambda_max(H_w(k))", "Block Hessian norm at init")
-    axes[1].set_yscale("log")
-    for ax in axes:
-        ax.legend(fontsize=7)
-        ax.set_xticks(sorted({r["layer"] for r in stats}))
-    return fig
+def over_seeds(rows: Sequence[Row], keys: Sequence[str], column: str, log: bool = False) -> list[Row]:
+    """Per group of ``keys``: n, mean, low, high of ``column`` over its rows (seeds, trials); ``log``: of its log,
+    mapped back (geometric mean; the interval of a positive quantity on a log axis stays positive)."""
+    def value(row: Row) -> Any:
+        return math.log(row[column]) if isinstance(row[column], (int, float)) and row[column] > 0 else None
+
+    out = []
+    for group, members in group_by(rows, *keys).items():
+        stats = tables.interval_columns(value(r) if log else r[column] for r in members)
+        out.append(dict(zip(keys, group, strict=True)) | stats | ({k: math.exp(stats[k]) for k in ("mean", "low", "high")} if log else {}))
+    return out
 
 
-def plot_theorem2(rows: Sequence[Row]) -> Figure:
-    """Measured lambda_max(H_w(k)) vs the Theorem-2 bound as written and corrected, per layer and init."""
-    inits = list(dict.fromkeys(r["init"] for r in rows))
-    fig = Figure(figsize=(3.6 * max(len(inits), 1), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(len(inits), 1), sharey=True))
-    columns = (("lambda_max", "measured lambda_max", "o-"), ("bound_as_written", "bound as written (eq. 6)", "s--"),
-               ("bound_corrected", "corrected bound", "^:"))
-    for ax, init in zip(axes, inits, strict=False):
-        stats = sorted(summarize([r for r in rows if r["init"] == init], ("layer",), [c for c, _, _ in columns]),
-                       key=lambda r: r["layer"])
-        layers = [r["layer"] for r in stats]
-        for column, label, style in columns:
-            ax.plot(layers, [r[column] for r in stats], style, label=label)
-        ax.set_yscale("log")
-        ax.set_xticks(layers)
-        _label(ax, "weight layer k", "||H_w(k)|| and bounds", init)
-    axes[0].legend(fontsize=7)
-    return fig
+def yerr(rows: Sequence[Row], mean: str = "mean", low: str = "low", high: str = "high") -> np.ndarray:
+    """Asymmetric error bars (2 x n) of interval rows; none where the interval is unbounded (a single value)."""
+    m, lo, hi = (np.array([r[c] for r in rows], dtype=float) for c in (mean, low, high))
+    error = np.array([m - lo, hi - m])
+    return np.where(np.isfinite(error), error, 0.0)
 
 
-def plot_hessian_density(rows: Sequence[Row]) -> Figure:
-    """Hessian spectral density (SLQ) at init and after training, one curve per init (and optimizer)."""
-    states = list(dict.fromkeys(r["state"] for r in rows))
-    fig = Figure(figsize=(5 * max(len(states), 1), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(len(states), 1)))
-    colors = _colors([r["series"] for r in rows])
-    for ax, state in zip(axes, states, strict=False):
-        for (series,), group in group_by([r for r in rows if r["state"] == state], "series").items():
-            group = sorted(group, key=lambda r: r["eigenvalue"])
-            ax.plot([r["eigenvalue"] for r in group], [r["density"] for r in group], color=colors[series], label=series)
-        ax.set_yscale("log")
-        _label(ax, "Hessian eigenvalue", "spectral density", f"Hessian spectrum: {state}")
-        ax.legend(fontsize=6)
-    return fig
+def bands(ax: Any, rows: Sequence[Row], x: str, mean: str, low: str, high: str, *keys: str) -> None:
+    """One line with its interval band per series of ``keys`` (init, then optimizer: colour, then line style)."""
+    for values, group in group_by(rows, *keys).items():
+        group = sorted(group, key=lambda r: r[x])
+        style = series_style(values[0]) | ({"linestyle": series_style(values[1])["linestyle"]} if len(values) > 1 else {})
+        band(ax, [r[x] for r in group], *([r[c] for r in group] for c in (mean, low, high)), " / ".join(map(str, values)), **style)
 
 
-# ---------------------------------------------------------------- signal propagation
+# ---------------------------------------------------------------- the study
 
 
-def plot_variance_flow(rows: Sequence[Row]) -> Figure:
-    """Activation and backpropagated-gradient variance per layer, one row of panels per activation."""
+DEPTH_GUIDES = {  # per quantity: axis label, and per reference line the per-layer gain g it draws as g^(L-1)
+    "train_loss": ("train loss after the budget (nats)", {}),
+    "lambda_max": ("lambda_max(H) at init", {}),
+    "jacobian_norm_product": ("prod_k ||J^(k)|| at init", {"every ||J^(k)|| = 1": 1.0}),
+    "variance_ratio": ("Var(u^(L)) / Var(u^(1)) at init", {"gain 1 per layer": 1.0, "gain 1/2 per layer: (1/2)^(L-1)": 0.5,
+                                                          "gain 1/4 per layer: (1/4)^(L-1)": 0.25}),
+}
+
+
+@figure("depth", study("depth"))
+def plot_depth(data: Data) -> Figure:
+    """Every depth-study quantity vs depth (log y), one line per init, one column per activation."""
+    rows = data["rows"]
+    quantities = list(dict.fromkeys(r["quantity"] for r in rows))
     activations = list(dict.fromkeys(r["activation"] for r in rows))
-    fig = Figure(figsize=(10, 3.4 * max(len(activations), 1)), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(max(len(activations), 1), 2))
-    colors = _colors([r["init"] for r in rows])
-    for row_axes, activation in zip(axes, activations, strict=False):
-        for (init,), group in group_by([r for r in rows if r["activation"] == activation], "init").items():
-            group = sorted(group, key=lambda r: r["layer"])
-            layers = [r["layer"] for r in group]
-            row_axes[0].plot(layers, [r["activation_var"] for r in group], "o-", color=colors[init], label=init)
-            row_axes[1].plot(layers, [r["gradient_var"] for r in group], "o-", color=colors[init], label=init)
-        _label(row_axes[0], "layer k", "Var(z^(k)) (activations)", f"{activation}: forward")
-        _label(row_axes[1], "layer k", "Var(dL/dz^(k)) (gradients)", f"{activation}: backward")
-        for ax in row_axes:
+    depths = sorted({r["depth"] for r in rows})
+    fig, grid = new_figure(len(quantities), len(activations), height=3.0, sharex=True)
+    for row_axes, quantity in zip(grid, quantities, strict=True):
+        ylabel, guides = DEPTH_GUIDES.get(quantity, (quantity, {}))
+        for ax, activation in zip(row_axes, activations, strict=True):
+            panel = [r for r in rows if r["quantity"] == quantity and r["activation"] == activation]
+            bands(ax, panel, "depth", "mean", "low", "high", "init")
+            for i, (label, gain) in enumerate(guides.items()):
+                ax.plot(depths, [gain ** (d - 1) for d in depths], color="k", linestyle=LINESTYLES[i + 1], linewidth=0.8, label=label)
             ax.set_yscale("log")
-            ax.legend(fontsize=7)
-    return fig
+            axes(ax, "depth L (hidden layers)", ylabel, f"{activation}: {quantity}", legend=bool(guides), fontsize=6)
+    side_legend(grid[0][-1])
+    return finish(fig, "Depth study: trainability, sharpness and signal propagation vs depth",
+                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; first row: each init at its "
+                  f"best lr of the grid, the rest at init; black: the reference values the claims compare with.")
 
 
-def plot_deep_linear(rows: Sequence[Row]) -> Figure:
-    """Deep linear net: activation and gradient norm by layer for W = s I and random inits (geometric mean over trials)."""
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    colors = _colors([r["case"] for r in rows])
-    for (case,), group in group_by(rows, "case").items():
+@figure("lr_grid", study("lr_grid"))
+def plot_lr_grid(data: Data) -> Figure:
+    """Validation loss vs learning rate per init, one panel per optimizer, the best lr (lowest mean) starred."""
+    rows = data["rows"]
+    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
+    fig, grid = new_figure(1, len(optimizers), sharey=True)
+    for ax, optim in zip(grid[0], optimizers, strict=True):
+        subset = [r for r in rows if r["optim"] == optim]
+        bands(ax, subset, "lr", "val_loss_mean", "val_loss_low", "val_loss_high", "init")
+        for (init,), group in group_by([r for r in subset if r["val_loss_mean"] is not None], "init").items():
+            best = min(group, key=lambda r: r["val_loss_mean"])
+            ax.plot(best["lr"], best["val_loss_mean"], marker="*", markersize=14, color=series_style(init)["color"],
+                    markeredgecolor="k", linestyle="", label=f"best lr {init}: {best['lr']:.3g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        axes(ax, "learning rate", "validation loss", optim, fontsize=6)
+    return finish(fig, "Learning-rate grid: validation loss vs lr",
+                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; stars: the best lr (lowest "
+                  f"mean validation loss) per init and optimizer.")
+
+
+@figure("lr_fairness", study("lr_fairness"))
+def plot_lr_fairness(data: Data) -> Figure:
+    """Test accuracy per init in the three lr settings (default, best of the grid, c / lambda_max), one panel per optimizer."""
+    rows = data["rows"]
+    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    fig, grid = new_figure(1, len(optimizers), sharey=True)
+    for ax, optim in zip(grid[0], optimizers, strict=True):
+        for i, init in enumerate(inits):
+            group = sorted((r for r in rows if r["optim"] == optim and r["init"] == init), key=lambda r: settings.index(r["setting"]))
+            x = np.array([settings.index(r["setting"]) for r in group]) + dodge(i, len(inits), 0.15)
+            ax.errorbar(x, [r["test_acc_mean"] for r in group], yerr=yerr(group, "test_acc_mean", "test_acc_low", "test_acc_high"),
+                        capsize=3, label=init, **series_style(init) | {"linestyle": ""})
+            for xi, r in zip(x, group, strict=True):
+                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_mean"]), xytext=(5, -2), textcoords="offset points", fontsize=6)
+        ax.set_xticks(range(len(settings)), [s.replace("_", " ") for s in settings])
+        axes(ax, "lr setting", "test accuracy", optim, legend=False)
+    side_legend(grid[0][-1])
+    return finish(fig, "Fair lr comparison: test accuracy per init",
+                  f"Points: mean, error bars: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')}; settings: the optimizer's default "
+                  f"lr, the best lr of the grid (chosen on validation loss), lr = c / lambda_max(H_0); the lr under each point.")
+
+
+# ---------------------------------------------------------------- random matrices and signal propagation
+
+
+@figure("rmt_norms", demo("rmt", "norms.csv"))
+def plot_rmt(data: Data) -> Figure:
+    """||W|| / ((sqrt m + sqrt n) sigma) against sqrt m + sqrt n, square vs skewed shapes, per init."""
+    shapes = [{"init": r["init"], "shape": f"{r['m']}x{r['n']}", "edge": math.sqrt(r["m"]) + math.sqrt(r["n"]), "square": r["m"] == r["n"],
+               "ratio": r["ratio"]} for r in data["rows"]]
+    stats = over_seeds(shapes, ("square", "init", "shape", "edge"), "ratio")
+    inits = list(dict.fromkeys(r["init"] for r in stats))
+    fig, ((ax,),) = new_figure(width=6.4, height=4.2)
+    for (square, init), group in group_by(stats, "square", "init").items():
+        group = sorted(group, key=lambda r: r["edge"])
+        shift = 1 + dodge(inits.index(init), len(inits), 0.015)
+        ax.errorbar([r["edge"] * shift for r in group], [r["mean"] for r in group], yerr=yerr(group), capsize=3,
+                    label=f"{init}, {'square' if square else 'skewed'}", **series_style(init) | {"linestyle": "-" if square else "--"})
+    for (shape, square), group in group_by(stats, "shape", "square").items():
+        # square shapes labelled above their points, skewed ones below: no label sits on another
+        ax.annotate(shape, (group[0]["edge"], max(r["high"] for r in group) if square else min(r["low"] for r in group)),
+                    fontsize=6, ha="center", xytext=(0, 4 if square else -10), textcoords="offset points")
+    ax.axhline(1.0, color="k", linewidth=0.8, linestyle=":", label="paper eq. (7): ratio 1")
+    ax.set_xscale("log")
+    ax.margins(y=0.15)
+    axes(ax, "sqrt(m) + sqrt(n)", "||W||_2 / ((sqrt m + sqrt n) sigma)")
+    return finish(fig, "Random-matrix norm check (paper Cor. 2, eq. 7)",
+                  f"W drawn by the {', '.join(inits)} inits; solid: square shapes, dashed: skewed (labels m x n); points: mean, "
+                  f"error bars: "
+                  f"95% t-interval over independent draws, {n_text([r['n'] for r in stats], 'draws per shape and init')}; inits offset "
+                  f"by 1.5% in x so their bars stay visible.")
+
+
+@figure("variance_flow", demo("variance_flow", "layers.csv"))
+def plot_variance_flow(data: Data) -> Figure:
+    """Pre-activation and backpropagated-gradient variance per layer (mean and interval over seeds), per activation."""
+    rows, settings = data["rows"], data["settings"]
+    activations = list(dict.fromkeys(r["activation"] for r in rows))
+    fig, grid = new_figure(len(activations), 2, height=3.4)
+    counts = []
+    for (forward, backward), activation in zip(grid, activations, strict=True):
+        subset = [r for r in rows if r["activation"] == activation]
+        for ax, column, ylabel, direction in ((forward, "preactivation_var", "Var(u^(k)), u^(k) = W^(k) z^(k-1) + b^(k)", "forward"),
+                                               (backward, "gradient_var", "Var(dL/dz^(k)) (gradients)", "backward")):
+            stats = over_seeds(subset, ("init", "layer"), column, log=True)
+            counts += [r["n"] for r in stats]
+            bands(ax, stats, "layer", "mean", "low", "high", "init")
+            ax.set_yscale("log")
+            axes(ax, "weight layer k", ylabel, f"{activation}: {direction}", legend=False)
+    side_legend(grid[0][-1])
+    return finish(fig, "Variance flow through a deep MLP",
+                  f"Pre-activation variance Var(u^(k)) (the quantity of the variance claims) and backpropagated-gradient variance per "
+                  f"layer at init, {settings['depth']} hidden layers of {settings['width']} units, over {settings['num_samples']} training "
+                  f"samples; lines: geometric mean, bands: {LOG_INTERVAL}, {n_text(counts, 'seeds')}.")
+
+
+@figure("deep_linear", demo("deep_linear", "norms.csv"))
+def plot_deep_linear(data: Data) -> Figure:
+    """Deep linear net: activation and gradient norm by layer for W = s I and random inits (geometric mean over draws)."""
+    fig, ((left, right),) = new_figure(1, 2)
+    scales = list(dict.fromkeys(r["case"] for r in data["rows"] if r.get("scale")))
+    for (case,), group in group_by(data["rows"], "case").items():
         by_layer = group_by(group, "layer")
         layers = sorted(layer for (layer,) in by_layer)
-        for ax, column in zip(axes, ("activation_norm", "gradient_norm"), strict=True):
+        scale, depth = group[0].get("scale"), max(layers)
+        style = ordinal_style(scales.index(case)) if scale else series_style(case)
+        for ax, column in ((left, "activation_norm"), (right, "gradient_norm")):
             values = [tables.geometric_mean(r[column] for r in by_layer[(k,)]) for k in layers]
-            ax.plot(layers, values, "o-", color=colors[case], label=f"W = {case}" if group[0].get("scale") else case)
-            scale = group[0].get("scale")
             if scale:
-                depth = max(layers)
                 anchor = values[1] if column == "activation_norm" else values[-1]
-                reference = [anchor * scale ** (k - 1) if column == "activation_norm" else anchor * scale ** (depth - k)
-                             for k in layers]
-                ax.plot(layers, reference, ":", color=colors[case], linewidth=0.8)
-    _label(axes[0], "layer k", "mean ||z^(k)||", "Activations (dotted: s^k)")
-    _label(axes[1], "layer k", "mean ||dL/dz^(k)||", "Backpropagated gradients (dotted: s^(L-k))")
-    for ax in axes:
+                power = [k - 1 if column == "activation_norm" else depth - k for k in layers]
+                ax.plot(layers, [anchor * scale**p for p in power], color=style["color"], linewidth=6, alpha=0.3,
+                        label=f"theory s = {scale:g}")
+            ax.plot(layers, values, label=f"W = {case}" if scale else case, **style)
+    for ax, ylabel, title in ((left, "mean ||z^(k)||", "Activations"), (right, "mean ||dL/dz^(k)||", "Backpropagated gradients")):
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    return fig
+        axes(ax, "layer k", ylabel, title, legend=False)
+    side_legend(right)
+    settings = data["settings"]
+    return finish(fig, "Exploding and vanishing signals in a deep linear net",
+                  f"{settings['depth']} linear layers of width {settings['width']}: W = s I scales activations and gradients by s per "
+                  f"layer (wide pale lines: theory s^(k-1) for activations, s^(L-k) for gradients, under the measured points they "
+                  f"coincide with); orthogonal init preserves norms. Norms: mean "
+                  f"over {settings['num_samples']} samples, geometric mean over n = {settings['trials']} draws per random init "
+                  f"(W = s I: n = 1, deterministic).")
 
 
-def plot_symmetry(rows: Sequence[Row]) -> Figure:
+@figure("symmetry", demo("symmetry", "trace.csv"))
+def plot_symmetry(data: Data) -> Figure:
     """Mean pairwise distance between hidden units' weight rows over SGD steps, and the loss, per init."""
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    axes = fig.subplots(1, 2)
-    colors = _colors([r["init"] for r in rows])
-    for (init, layer), group in group_by(rows, "init", "layer").items():
+    fig, ((left, right),) = new_figure(1, 2)
+    for (init, layer), group in group_by(data["rows"], "init", "layer").items():
         group = sorted(group, key=lambda r: r["step"])
-        steps = [r["step"] for r in group]
-        rank = group[-1]["rank"]
-        axes[0].plot(steps, [r["distance"] for r in group], LINESTYLES[layer % 4], color=colors[init],
-                     label=f"{init}, hidden layer {layer} (rank {rank})")
+        steps, style = [r["step"] for r in group], series_style(init)
+        left.plot(steps, [r["distance"] for r in group], label=f"{init}, hidden layer {layer} (final rank {group[-1]['rank']})",
+                  **style | {"linestyle": LINESTYLES[layer % 4]})
         if layer == 0:
-            axes[1].plot(steps, [r["loss"] for r in group], color=colors[init], label=init)
-    _label(axes[0], "SGD step", "mean pairwise row distance / mean row norm", "Hidden units' incoming weights")
-    _label(axes[1], "SGD step", "training loss (cross-entropy)", "Training loss")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    return fig
+            right.plot(steps, [r["loss"] for r in group], label=init, **style)
+    axes(left, "SGD step", "mean pairwise row distance / mean row norm", "Hidden units' incoming weights", fontsize=6)
+    axes(right, "SGD step", "training loss (cross-entropy)", "Training loss")
+    settings = data["settings"]
+    return finish(fig, "Zero / constant init never breaks symmetry",
+                  f"n = 1 SGD run per init (seed {settings['seed']}, lr {settings['lr']}, batches of {settings['batch_size']}); distance "
+                  f"between hidden units' incoming weight rows relative to their mean norm (0: identical units) and the loss on the "
+                  f"training split. Hollow markers '(= ...)': a series on top of another.")
 
 
-def plot_elbow(elbows: Sequence[float], dead_rows: Sequence[Row], ks: float | None = None, limit: float = 10.0) -> Figure:
-    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; dead-ReLU fraction by init."""
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    axes = fig.subplots(1, 2)
-    c = np.asarray(elbows, dtype=float)
-    bins = np.linspace(-limit, limit, 81)
-    counts, edges = np.histogram(c, bins=bins)
-    axes[0].bar(edges[:-1], counts / (len(c) * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.5,
-                label=f"-b/w, {len(c)} samples")
+def _elbow_load(results: Path, params: dict) -> Data:
+    return demo("variance_flow", "dead_relu.csv")(results, params) | {
+        "elbows": [r["elbow"] for r in tables.load_demo_csv(results, "elbow", "elbows.csv")],
+        "ks": tables.load_demo_json(results, "elbow", "summary.json")["ks_cauchy"]}
+
+
+@figure("relu_elbow", _elbow_load)
+def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
+    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; dead-ReLU fraction by init and bias."""
+    fig, ((left, right),) = new_figure(1, 2)
+    c = np.asarray(data["elbows"], dtype=float)
+    counts, edges = np.histogram(c, bins=np.linspace(-limit, limit, 81))
+    left.bar(edges[:-1], counts / (len(c) * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.5, color="0.5",
+             label=f"-b/w, n = {len(c)} samples")
     grid = np.linspace(-limit, limit, 400)
-    axes[0].plot(grid, 1.0 / (np.pi * (1.0 + grid**2)), "k-", label="standard Cauchy pdf")
-    axes[0].plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "r:", label="standard normal pdf")
-    _label(axes[0], "elbow c = -b/w", "density", "ReLU elbow" + (f" (KS distance {ks:.4f})" if ks is not None else ""))
-    axes[0].legend(fontsize=7)
-    colors = _colors([r["init"] for r in dead_rows])
-    for (init, bias), group in group_by(dead_rows, "init", "bias").items():
+    left.plot(grid, 1.0 / (np.pi * (1.0 + grid**2)), "k-", label="standard Cauchy pdf")
+    left.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "r:", label="standard normal pdf")
+    axes(left, "elbow c = -b/w", "density", f"ReLU elbow (KS distance to Cauchy {data['ks']:.4f})")
+    stats = over_seeds(data["rows"], ("init", "bias", "layer"), "dead_fraction")
+    for (init, bias), group in group_by(stats, "init", "bias").items():
         group = sorted(group, key=lambda r: r["layer"])
-        axes[1].plot([r["layer"] for r in group], [r["dead_fraction"] for r in group], "o" + ("-" if bias == "zeros" else "--"),
-                     color=colors[init], label=f"{init}, bias {bias}")
-    _label(axes[1], "hidden layer k (ReLU)", "fraction of dead units at init", "Dead ReLUs by init")
-    if dead_rows:
-        axes[1].legend(fontsize=6)
-    return fig
+        band(right, [r["layer"] for r in group], [r["mean"] for r in group], [r["low"] for r in group], [r["high"] for r in group],
+             f"{init}, bias {bias}", **series_style(init) | {"linestyle": "-" if bias == "zeros" else "--"})
+    axes(right, "hidden layer k (ReLU)", "fraction of dead units at init", "Dead ReLUs by init", fontsize=6)
+    return finish(fig, "ReLU elbow is Cauchy; dead ReLUs by init",
+                  f"Left: histogram of -b/w for w, b ~ N(0,1) (n = {len(c)} samples, range +-{limit:g} shown) with the standard Cauchy "
+                  f"density (and the normal for contrast). Right: fraction of ReLU units inactive on every one of "
+                  f"{data['settings']['num_samples']} training samples; lines: mean, bands: {INTERVAL}, "
+                  f"{n_text([r['n'] for r in stats], 'seeds')}; hollow markers '(= ...)': a series on top of another.")
 
 
-# ---------------------------------------------------------------- training
+# ---------------------------------------------------------------- curvature and optimization
 
 
-def plot_training_curves(curves: Sequence[Row]) -> Figure:
-    """Train loss and validation accuracy per epoch, mean +- std over seeds, per init x optimizer."""
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    colors = _colors([r["init"] for r in curves])
-    styles = {optim: LINESTYLES[i % 4] for i, optim in enumerate(dict.fromkeys(r["optim"] for r in curves))}
-    for (init, optim), group in group_by(curves, "init", "optim").items():
-        group = sorted(group, key=lambda r: r["epoch"])
-        epochs = np.array([r["epoch"] for r in group]) + 1
-        for ax, column in zip(axes, ("train_loss", "val_acc"), strict=True):
-            mean, std = _finite([r[column] for r in group]), _finite([r[f"{column}_std"] for r in group])
-            ax.plot(epochs, mean, styles[optim], color=colors[init], label=f"{init} / {optim}")
-            ax.fill_between(epochs, mean - std, mean + std, color=colors[init], alpha=0.15)
-    _label(axes[0], "epoch", "training loss (cross-entropy)", "Training loss (mean +- std over seeds)")
-    _label(axes[1], "epoch", "validation accuracy", "Validation accuracy (mean +- std over seeds)")
-    axes[0].set_yscale("log")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    return fig
+@figure("gauss_newton", demo("curvature", "blocks.csv"))
+def plot_gauss_newton(data: Data, exact: float = 1e-6) -> Figure:
+    """Relative gap |lambda_max(H) - lambda_max(GN)| / lambda_max(H) per layer block and state, per activation;
+    exact zeros (ReLU blocks, paper Remark 1) are marked so they do not read as missing bars."""
+    gaps = [r | {"block": str(r["block"]), "gap": 100 * r["rel_diff"]} for r in data["rows"]]
+    stats = over_seeds(gaps, ("activation", "state", "block"), "gap")
+    activations = list(dict.fromkeys(r["activation"] for r in stats))
+    fig, grid = new_figure(1, len(activations), sharey=True)
+    for ax, activation in zip(grid[0], activations, strict=True):
+        subset = [r for r in stats if r["activation"] == activation]
+        blocks = list(dict.fromkeys(r["block"] for r in subset))
+        states = list(dict.fromkeys(r["state"] for r in subset))
+        width = 0.8 / len(states)
+        for i, state in enumerate(states):
+            cells = [next(r for r in subset if r["state"] == state and r["block"] == b) for b in blocks]
+            x = np.arange(len(blocks)) + i * width
+            color = ordinal_style(i)["color"]
+            ax.bar(x, [r["mean"] for r in cells], width, yerr=yerr(cells), capsize=2, color=color, label=state)
+            for xi in x[np.array([r["high"] for r in cells], dtype=float) <= 100 * exact]:
+                ax.plot(xi, 0.0, linestyle="", marker="o", markersize=7, markerfacecolor="white", markeredgecolor=color, clip_on=False)
+                ax.annotate("0 (exact)", (xi, 0), xytext=(0, 6), textcoords="offset points", rotation=90, ha="center", va="bottom",
+                            fontsize=7)
+        ax.set_xticks(np.arange(len(blocks)) + width * (len(states) - 1) / 2, [f"layer {b}" if b != "all" else "all" for b in blocks])
+        axes(ax, "parameter block", "|lambda_H - lambda_GN| / lambda_H (%)", f"{activation}: Hessian vs Gauss-Newton", legend=False)
+        ax.set_ylim(bottom=0)  # a gap is >= 0: the interval's lower end is cut there
+    side_legend(grid[0][-1])
+    settings = data["settings"]
+    return finish(fig, "Hessian vs Gauss-Newton per layer block",
+                  f"Relative gap between lambda_max of the Hessian and of the Gauss-Newton matrix per layer block and for the whole "
+                  f"network: "
+                  f"at init, after {settings['train_steps']} GD steps and with weights scaled x{settings['far_scale']} ({settings['init']} "
+                  f"init, {settings['num_samples']} samples); bars: mean, error bars: {INTERVAL} (cut at 0), "
+                  f"{n_text([r['n'] for r in stats], 'seeds')}. Circles '0 (exact)': every seed below {100 * exact:g}% (ReLU blocks: "
+                  f"H = GN, paper Remark 1).")
 
 
-def plot_lr_stability(rows: Sequence[Row]) -> Figure:
+@figure("lr_stability", demo("lr_stability", "runs.csv"))
+def plot_lr_stability(data: Data, cap: float = 1e3) -> Figure:
     """Final / initial loss of short full-batch GD runs vs lr * lambda_0, per init, with 1/lambda and 2/lambda marked."""
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.subplots()
-    colors = _colors([r["init"] for r in rows])
-    for (init,), group in group_by(rows, "init").items():
-        group = sorted(group, key=lambda r: r["factor"])
-        ratios = [r["final_over_initial"] if r["final_over_initial"] is not None else np.nan for r in group]
-        ratios = [min(v, 1e3) if math.isfinite(v) else 1e3 for v in ratios]
-        ax.plot([r["factor"] for r in group], ratios, "o-", color=colors[init],
-                label=f"{init} (lambda_0 = {group[0]['lambda_0']:.3g})")
+    capped = [r | {"ratio": min(r["final_over_initial"], cap) if isinstance(r["final_over_initial"], float) and
+                   math.isfinite(r["final_over_initial"]) else cap} for r in data["rows"]]
+    stats = over_seeds(capped, ("init", "factor"), "ratio", log=True)
+    fig, ((ax,),) = new_figure(width=6.4, height=4.2)
+    bands(ax, stats, "factor", "mean", "low", "high", "init")
     ax.axvline(1.0, color="k", linestyle="--", linewidth=0.8, label="lr = 1/lambda_0 (paper gamma*)")
     ax.axvline(2.0, color="r", linestyle="--", linewidth=0.8, label="lr = 2/lambda_0 (quadratic GD limit)")
     ax.axhline(1.0, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _label(ax, "lr * lambda_max(H at init)", "final loss / initial loss (capped at 1e3)", "Max stable learning rate (full-batch GD)")
-    ax.legend(fontsize=7)
-    return fig
+    axes(ax, "c = lr * lambda_max(H at init)", f"final loss / initial loss (capped at {cap:g})")
+    settings = data["settings"]
+    return finish(fig, "Max stable learning rate vs curvature at init",
+                  f"Full-batch GD, {settings['steps']} steps with lr = c / lambda_0 on {settings['num_samples']} training samples; lines: "
+                  f"geometric mean, bands: {LOG_INTERVAL}, {n_text([r['n'] for r in stats], 'seeds')} (lambda_0 measured per seed); diverged runs "
+                  f"(inf / nan) count as the cap {cap:g}.")
 
 
-def plot_edge_of_stability(demo_rows: Sequence[Row], train_rows: Sequence[Row] = ()) -> Figure:
-    """lambda_max along GD vs 2/lr (demo), and along the SGD training runs (curvature callback) when logged."""
-    panels = 2 if train_rows else 1
-    fig = Figure(figsize=(5.2 * panels, 4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, panels))
-    colors = _colors([f"{r['factor']:g}" for r in demo_rows])
-    for (factor,), group in group_by(demo_rows, "factor").items():
-        group = sorted((r for r in group if r["lambda_max"] is not None), key=lambda r: r["step"])
-        color = colors[f"{factor:g}"]
-        axes[0].plot([r["step"] for r in group], [r["lambda_max"] for r in group], "o-", color=color,
-                     label=f"lr = {factor:g}/lambda_0")
-        axes[0].axhline(group[0]["two_over_lr"], color=color, linestyle="--", linewidth=0.8, label=f"2/lr (lr = {factor:g}/lambda_0)")
-    _label(axes[0], "GD step", "lambda_max(H)", "Full-batch GD: sharpness vs 2/lr")
-    axes[0].legend(fontsize=7)
-    if train_rows:
-        train_colors = _colors([r["init"] for r in train_rows])
-        for (init, optim, seed), group in group_by(train_rows, "init", "optim", "seed").items():
-            group = sorted(group, key=lambda r: r["step"])
-            axes[1].plot([r["step"] for r in group], [r["lambda_max"] for r in group], LINESTYLES[seed % 4 if isinstance(seed, int) else 0],
-                         color=train_colors[init], label=f"{init} / {optim} / seed {seed}")
-        edge = train_rows[0]["two_over_lr"]
-        if edge is not None:
-            axes[1].axhline(edge, color="k", linestyle="--", linewidth=0.8, label=f"2/lr = {edge:.3g}")
-        _label(axes[1], "SGD step", "lambda_max(H) on a fixed batch", "Training runs (curvature callback)")
-        axes[1].legend(fontsize=6)
-    return fig
+@figure("edge_of_stability", demo("edge_of_stability", "trace.csv"))
+def plot_edge_of_stability(data: Data) -> Figure:
+    """lambda_max * lr / 2 along full-batch GD (the claim's quantity: 1 is the stability limit), per lr factor."""
+    measured = [r | {"relative": r["lambda_max"] * r["lr"] / 2} for r in data["rows"] if r["lambda_max"] is not None]
+    stats = over_seeds(measured, ("factor", "step"), "relative", log=True)
+    fig, ((ax,),) = new_figure(width=6.4, height=4.2)
+    for i, ((factor,), group) in enumerate(group_by(stats, "factor").items()):
+        group = sorted(group, key=lambda r: r["step"])
+        band(ax, [r["step"] for r in group], [r["mean"] for r in group], [r["low"] for r in group], [r["high"] for r in group],
+             f"lr = {factor:g} / lambda_0", **ordinal_style(i))
+    ax.axhline(1.0, color="k", linestyle="--", linewidth=0.8, label="stability limit lambda_max = 2/lr")
+    ax.set_yscale("log")
+    axes(ax, "GD step", "lambda_max(H) * lr / 2")
+    settings = data["settings"]
+    return finish(fig, "Sharpness vs 2/lr along gradient descent",
+                  f"Full-batch GD ({settings['init']} init, {settings['num_samples']} samples) with lr = c / lambda_0, lambda_max measured "
+                  f"every {settings['every']} steps; lines: geometric mean, bands: {LOG_INTERVAL}, {n_text([r['n'] for r in stats], 'seeds')}.")
 
 
-def plot_canyon(paths: dict, loss_rows: Sequence[Row]) -> Figure:
-    """Momentum vs GD on an ill-conditioned quadratic: paths over the loss contours, and loss vs step."""
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2)
+def _canyon_load(results: Path, params: dict) -> Data:
+    return demo("canyon", "loss.csv")(results, params) | {"paths": tables.load_demo_json(results, "canyon", "paths.json")}
+
+
+@figure("canyon", _canyon_load)
+def plot_canyon(data: Data) -> Figure:
+    """Momentum vs GD on an ill-conditioned quadratic: paths over the loss contours (equal axes), and loss vs step."""
+    paths, loss_rows = data["paths"], data["rows"]
+    fig, ((left, right),) = new_figure(1, 2, height=4.2)
     a, minimizer = np.asarray(paths["A"]), np.asarray(paths["minimizer"])
-    all_points = np.concatenate([np.asarray(p) for p in paths["paths"].values()])
-    low, high = all_points.min(axis=0), all_points.max(axis=0)
-    pad = 0.15 * (high - low).max()
-    xs = np.linspace(low[0] - pad, high[0] + pad, 200)
-    ys = np.linspace(low[1] - pad, high[1] + pad, 200)
+    points = np.concatenate([np.asarray(p) for p in paths["paths"].values()] + [minimizer[None]])
+    centre, half = (points.min(axis=0) + points.max(axis=0)) / 2, 0.6 * (points.max(axis=0) - points.min(axis=0)).max()
+    xs, ys = (np.linspace(c - half, c + half, 200) for c in centre)  # a square window: equal axes show the true shape
     grid = np.stack(np.meshgrid(xs, ys), axis=-1) - minimizer
     values = 0.5 * np.einsum("...i,ij,...j->...", grid, a, grid)
-    path_losses = [r[name] for r in loss_rows for name in paths["paths"] if r.get(name) is not None]
-    top = max(path_losses) if path_losses else values.max()
-    axes[0].contour(xs, ys, values, levels=np.geomspace(top * 1e-4, top, 12), colors="0.55", linewidths=0.6)
+    losses = [r[name] for r in loss_rows for name in paths["paths"] if r.get(name) is not None]
+    top = max(losses) if losses else values.max()
+    left.contour(xs, ys, values, levels=np.geomspace(top * 1e-4, top, 12), colors="0.6", linewidths=0.6)
     for name, path in paths["paths"].items():
         path = np.asarray(path)
-        axes[0].plot(path[:, 0], path[:, 1], ".-", markersize=2, linewidth=0.8, label=f"{name} ({len(path) - 1} steps)")
-    axes[0].plot(*minimizer, "k*", markersize=10)
-    axes[0].set_aspect("equal")
-    _label(axes[0], "x_1", "x_2", "Paths on the loss contours")
-    axes[0].legend(fontsize=7)
+        left.plot(path[:, 0], path[:, 1], label=f"{name} ({len(path) - 1} steps)",
+                  **series_style(name) | {"markersize": 2, "linewidth": 0.8})
+    left.plot(*minimizer, "k*", markersize=12, linestyle="", label="minimizer x*")
+    left.set_aspect("equal")
+    axes(left, "x_1", "x_2", "Paths on the loss contours (equal axes)")
     for name in paths["paths"]:
-        steps = [r["step"] for r in loss_rows if r.get(name) is not None]
-        axes[1].plot(steps, [r[name] for r in loss_rows if r.get(name) is not None], label=name)
-    axes[1].set_yscale("log")
-    _label(axes[1], "step", "loss f(x) - f(x*)", "Convergence")
-    axes[1].legend(fontsize=7)
-    return fig
-
-
-def plot_gauss_newton(rows: Sequence[Row]) -> Figure:
-    """Relative gap |lambda_max(H) - lambda_max(GN)| / lambda_max(H) per layer block and state, per activation."""
-    activations = list(dict.fromkeys(r["activation"] for r in rows))
-    fig = Figure(figsize=(5 * max(len(activations), 1), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(len(activations), 1), sharey=True))
-    for ax, activation in zip(axes, activations, strict=False):
-        subset = [r for r in rows if r["activation"] == activation]
-        blocks = list(dict.fromkeys(str(r["block"]) for r in subset))
-        states = list(dict.fromkeys(r["state"] for r in subset))
-        width = 0.8 / max(len(states), 1)
-        for i, state in enumerate(states):
-            gaps = {str(r["block"]): 100 * r["rel_diff"] for r in subset if r["state"] == state}
-            ax.bar(np.arange(len(blocks)) + i * width, [gaps.get(b, np.nan) for b in blocks], width, label=state)
-        ax.set_xticks(np.arange(len(blocks)) + width * (len(states) - 1) / 2, [f"layer {b}" if b != "all" else "all" for b in blocks])
-        _label(ax, "parameter block", "|lambda_H - lambda_GN| / lambda_H (%)", f"{activation}: Hessian vs Gauss-Newton")
-        ax.legend(fontsize=7)
-    return fig
+        kept = [r for r in loss_rows if r.get(name) is not None]
+        right.plot([r["step"] for r in kept], [r[name] for r in kept], label=name, **series_style(name) | {"marker": ""})
+    right.set_yscale("log")
+    axes(right, "step", "loss f(x) - f(x*)", "Convergence")
+    settings = data["settings"]
+    return finish(fig, "Momentum vs gradient descent on an ill-conditioned quadratic",
+                  f"Best-tuned GD and heavy-ball momentum (n = 1 deterministic run each, nothing to band: the fastest of a grid of "
+                  f"{settings['num_lrs']} learning rates x momenta {settings['alphas']}) on a 2-D quadratic with condition number "
+                  f"{settings['condition']}; grey: loss contours.")
 
 
 # ---------------------------------------------------------------- stage
-
-
-FIGURES: dict[str, tuple[str, str]] = {
-    "rmt_norms": ("Random-matrix norm check (paper Cor. 2, eq. 7)",
-                  "||W||_2 / ((sqrt m + sqrt n) sigma) for W drawn by the spectral inits (normal and uniform), square and "
-                  "skewed shapes from 64 to 2048, mean +- std over trials; 1 = the paper's prediction."),
-    "layer_curvature": ("Per-layer Jacobian norm and block Hessian at init",
-                        "||J^(k)|| (mean over samples) and lambda_max of the block H_w(k) for every weight layer of the "
-                        "pipeline's model at initialization, mean +- std over seeds, per init scheme."),
-    "theorem2": ("Theorem 2: bound vs measurement",
-                 "Measured lambda_max(H_w(k)) against the bound of paper eq. (6) as written and the corrected bound "
-                 "(squared Jacobian products, input norm and loss curvature included), per layer, at init."),
-    "variance_flow": ("Variance flow through a deep MLP",
-                      "Variance of the activations z^(k) and of the backpropagated gradients dL/dz^(k) per layer at init, "
-                      "for tanh and ReLU, per init scheme."),
-    "deep_linear": ("Exploding and vanishing signals in a deep linear net",
-                    "10 linear layers of width 2: W = 1.5 I and 0.5 I grow / shrink activations and gradients like s^k; "
-                    "orthogonal init preserves norms; the paper's spectral sigma on 2x2 layers vanishes."),
-    "symmetry": ("Zero / constant init never breaks symmetry",
-                 "Mean pairwise distance between hidden units' incoming weight rows (relative) during SGD, with the "
-                 "final numerical rank of W in the legend, and the training loss."),
-    "relu_elbow": ("ReLU elbow is Cauchy; dead ReLUs by init",
-                   "Left: histogram of -b/w for w, b ~ N(0,1) with the standard Cauchy density (and the normal for contrast). "
-                   "Right: fraction of ReLU units inactive on every sample of a batch at init, per layer, init and bias scheme."),
-    "training_curves": ("Training curves per init x optimizer",
-                        "Training loss and validation accuracy per epoch, mean +- std over seeds."),
-    "lr_stability": ("Max stable learning rate vs curvature at init",
-                     "Final/initial loss of short full-batch GD runs against lr * lambda_max(H_0); dashed: the paper's "
-                     "gamma* = 1/lambda and the quadratic-model limit 2/lambda."),
-    "hessian_density": ("Hessian spectral density at init and after training",
-                        "Stochastic Lanczos quadrature estimate of the Hessian eigenvalue density per init (and optimizer)."),
-    "edge_of_stability": ("Sharpness vs 2/lr",
-                          "lambda_max of the Hessian along full-batch GD for two learning rates, with their 2/lr limits; "
-                          "right: lambda_max logged during the SGD training runs."),
-    "canyon": ("Momentum vs gradient descent on an ill-conditioned quadratic",
-               "Best-tuned GD and heavy-ball momentum on a 2-D quadratic with condition number 100: paths and loss."),
-    "gauss_newton": ("Hessian vs Gauss-Newton per layer block",
-                     "Relative gap between lambda_max of the Hessian and of the Gauss-Newton matrix, per layer block and for "
-                     "the whole network, at init, after GD training and with weights scaled far from init."),
-}
-
-
-def series(row: Row, *keys: str) -> str:
-    return "/".join(str(row[key]) for key in keys)
-
-
-def build(results: Path, params: dict) -> dict[str, tuple[Figure, list[Row]]]:
-    """Every figure with the tidy table registered for ``dvc plots`` (rows with a ``series`` column)."""
-    from initlab.pipeline import analysis_tables
-
-    inits, optimizers, seeds = params["inits"], params["optimizers"], params["seeds"]
-    out: dict[str, tuple[Figure, list[Row]]] = {}
-
-    rmt = tables.load_demo_csv(results, "rmt", "norms.csv")
-    rmt_table = [{"series": f"{r['init']}/{'square' if r['m'] == r['n'] else 'skewed'}", **r}
-                 for r in summarize(rmt, ("m", "n", "init"), ("ratio",))]
-    for r in rmt_table:
-        r["sqrt_m_plus_sqrt_n"] = math.sqrt(r["m"]) + math.sqrt(r["n"])
-    out["rmt_norms"] = (plot_rmt(rmt), sorted(rmt_table, key=lambda r: (r["series"], r["sqrt_m_plus_sqrt_n"])))
-
-    layers = analysis_tables.load_layer_rows(results / "init_analysis", inits, seeds)
-    out["layer_curvature"] = (plot_layer_curvature(layers),
-                              [{"series": r["init"], **r} for r in summarize(layers, ("init", "layer"), ("jacobian_norm", "lambda_max"))])
-    out["theorem2"] = (plot_theorem2(layers),
-                       [{"series": r["init"], **r} for r in summarize(layers, ("init", "layer"), ("lambda_max", "ratio_as_written", "ratio_corrected"))])
-    density = analysis_tables.load_density_rows(results, inits, optimizers, seeds)
-    out["hessian_density"] = (plot_hessian_density(density), [{**r, "series": f"{r['state']}/{r['series']}"} for r in density])
-
-    flow = tables.load_demo_csv(results, "variance_flow", "layers.csv")
-    out["variance_flow"] = (plot_variance_flow(flow), [{"series": series(r, "activation", "init"), **r} for r in flow])
-    deep = tables.load_demo_csv(results, "deep_linear", "norms.csv")
-    deep_table = [{"series": case, "layer": layer, **{c: tables.geometric_mean(r[c] for r in group) for c in ("activation_norm", "gradient_norm")}}
-                  for (case, layer), group in group_by(deep, "case", "layer").items()]
-    out["deep_linear"] = (plot_deep_linear(deep), deep_table)
-    symmetry = tables.load_demo_csv(results, "symmetry", "trace.csv")
-    out["symmetry"] = (plot_symmetry(symmetry), [{"series": series(r, "init", "layer"), **r} for r in symmetry])
-    elbows = [r["elbow"] for r in tables.load_demo_csv(results, "elbow", "elbows.csv")]
-    ks = tables.load_demo_json(results, "elbow", "summary.json")["ks_cauchy"]
-    dead = tables.load_demo_csv(results, "variance_flow", "dead_relu.csv")
-    out["relu_elbow"] = (plot_elbow(elbows, dead, ks), [{"series": series(r, "init", "bias"), **r} for r in dead])
-
-    runs = tables.load_training_runs(results / "train", inits, optimizers, seeds)
-    curves = tables.training_curves(runs)
-    out["training_curves"] = (plot_training_curves(curves), [{"series": series(r, "init", "optim"), **r} for r in curves])
-    stability = tables.load_demo_csv(results, "lr_stability", "runs.csv")
-    out["lr_stability"] = (plot_lr_stability(stability), [{"series": r["init"], **r} for r in stability])
-    eos = tables.load_demo_csv(results, "edge_of_stability", "trace.csv")
-    train_curvature = [r for r in tables.curvature_traces(runs) if r["optim"] == "sgd"]
-    out["edge_of_stability"] = (plot_edge_of_stability(eos, train_curvature),
-                                [{"series": f"lr={r['factor']:g}/lambda_0", **r} for r in eos if r["lambda_max"] is not None])
-    canyon_loss = tables.load_demo_csv(results, "canyon", "loss.csv")
-    out["canyon"] = (plot_canyon(tables.load_demo_json(results, "canyon", "paths.json"), canyon_loss),
-                     [{"series": name, "step": r["step"], "loss": r[name]} for r in canyon_loss for name in ("gd", "momentum")
-                      if r.get(name) is not None])
-    blocks = tables.load_demo_csv(results, "curvature", "blocks.csv")
-    out["gauss_newton"] = (plot_gauss_newton(blocks), [{"series": series(r, "activation", "state"), **r} for r in blocks])
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out", default="reports", help="report folder (default: reports)")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    figures_dir, plots_dir = Path(args.out) / "figures", Path(args.out) / "plots"
-    figures_dir.mkdir(parents=True, exist_ok=True)
+    params, results, out = load_params(args.params), Path(args.results), Path(args.out)
     index = []
-    for name, (figure, table) in build(Path(args.results), params).items():
-        title, caption = FIGURES[name]
-        figure.suptitle(title, fontsize=11)
-        figure.savefig(figures_dir / f"{name}.png", dpi=110)
-        write_csv(plots_dir / f"{name}.csv", table)
+    for name, entry in FIGURES.items():
+        data = entry.load(results, params)
+        if data is None:
+            print(f"figures: {name} skipped (its inputs are not written yet)", flush=True)
+            continue
+        drawn = entry.plot(data)
+        title, caption = describe(drawn)
+        save_figure(drawn, out / "figures" / f"{name}.png")
+        write_csv(out / "plots" / f"{name}.csv", data["rows"])
         index.append({"name": name, "file": f"figures/{name}.png", "table": f"plots/{name}.csv", "title": title, "caption": caption})
-        print(f"figures: {figures_dir / name}.png", flush=True)
-    write_json(Path(args.out) / "figures.json", index)
+        print(f"figures: {out / 'figures' / name}.png", flush=True)
+    write_json(out / "figures.json", index)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""DVC stage ``prepare``: the dataset's normalized tensors, one file per seed (the seed sets the split).
+"""DVC stage ``prepare``: the dataset's normalized train/val/test tensors, one file.
 
-    python -m initlab.pipeline.prepare            # params.yaml: data, seeds -> results/data/processed/
+    python -m initlab.pipeline.prepare            # params.yaml: data, seeds[0] -> results/data/<data>.pt
 
-Each file is exactly the datamodule's cache (``TensorDataModule.materialize``), named like it,
-so the Hydra apps read it with ``data.root=results/data`` and never touch the raw data again.
+Every in-process stage reads this file, so the raw data is parsed once. Datasets whose split
+depends on the run seed are split with the first seed; the seeds then vary init and batch order.
 """
 
 from pathlib import Path
@@ -11,25 +11,20 @@ from pathlib import Path
 from initlab.pipeline.common import compose_config, data_path, load_params, stage_parser
 
 
-def prepare(data: str, seeds: list[int], results: str | Path) -> list[Path]:
-    """Materialize conf/data/<data>.yaml's datamodule for every seed; returns the files written."""
+def prepare(data: str, seed: int, results: str | Path) -> Path:
+    """Materialize conf/data/<data>.yaml's datamodule (split by ``seed``) at :func:`data_path`."""
     from hydra.utils import instantiate
 
-    written = []
-    for seed in seeds:
-        datamodule = instantiate(compose_config([f"data={data}", f"seed={seed}"]).data)
-        path = data_path(results, data, seed)
-        if path.name != f"{datamodule.cache_name}.pt":
-            raise RuntimeError(f"{type(datamodule).__name__} caches as {datamodule.cache_name}.pt, not {path.name}")
-        written.append(datamodule.materialize(path))
-        print(f"prepare: {data} seed {seed} -> {path}", flush=True)
-    return written
+    datamodule = instantiate(compose_config([f"data={data}", f"seed={seed}"]).data)
+    path = datamodule.materialize(data_path(results, data))
+    print(f"prepare: {data} (seed {seed}) -> {path}", flush=True)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
     args = stage_parser(__doc__).parse_args(argv)
     params = load_params(args.params)
-    prepare(params["data"], sorted(set(params["seeds"])), args.results)
+    prepare(params["data"], params["seeds"][0], args.results)
 
 
 if __name__ == "__main__":

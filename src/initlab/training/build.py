@@ -1,4 +1,4 @@
-"""Build the parts of a run from a composed config (shared by train, lr_find and analyze)."""
+"""The steps of a run, each one call (shared by train, lr_find and analyze)."""
 
 import logging
 from pathlib import Path
@@ -7,70 +7,83 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from initlab.models import instantiate_model
+
 log = logging.getLogger(__name__)
 
 Batch = tuple[Tensor, Tensor]
 
 
-def build_datamodule(cfg: DictConfig) -> Any:
-    """Seed everything, then load the dataset into memory (cached under ``data/processed``)."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (and loader workers): the same seed gives the same run."""
     import pytorch_lightning as pl
+
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def build_datamodule(cfg: DictConfig) -> Any:
+    """Load the dataset into memory (cached under ``data/processed``)."""
     from hydra.utils import instantiate
 
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
 
 
-def instantiate_model(model_cfg: DictConfig) -> nn.Module:
-    """The ``nn.Module`` of a model config (its ``compile`` flag is applied by :func:`build_module`)."""
+def total_steps(trainer_cfg: DictConfig, datamodule: Any) -> int:
+    """Optimizer steps of the whole run as Lightning counts them (schedules and warm-up are checked against it)."""
+    batches = len(datamodule.train_dataloader())
+    limit = trainer_cfg.get("limit_train_batches")
+    if isinstance(limit, float):
+        batches = int(batches * limit)
+    elif isinstance(limit, int):
+        batches = min(batches, limit)
+    return batches * int(trainer_cfg.get("max_epochs") or 0) // int(trainer_cfg.get("accumulate_grad_batches") or 1)
+
+
+def initialize(cfg: DictConfig, model: nn.Module, datamodule: Any) -> Batch:
+    """Initialize ``model`` in place by ``cfg.init``; returns the ``init_batch_size`` training samples data-aware inits saw."""
     from hydra.utils import instantiate
 
-    node = OmegaConf.to_container(model_cfg, resolve=True)
-    node.pop("compile", None)
-    return instantiate(node)
+    init_batch = datamodule.sample_batch(cfg.init_batch_size, seed=cfg.seed)
+    instantiate(cfg.init)(model, batch=init_batch, class_freqs=datamodule.class_frequencies())
+    return init_batch
 
 
 def build_model(cfg: DictConfig, datamodule: Any) -> tuple[nn.Module, Batch]:
-    """The model initialized by ``cfg.init`` (data-aware inits see ``init_batch_size`` training samples)."""
-    from hydra.utils import instantiate
-
+    """The model of ``cfg.model`` initialized by ``cfg.init`` (for apps that need no step in between)."""
     model = instantiate_model(cfg.model)
-    init_batch = datamodule.sample_batch(cfg.init_batch_size, seed=cfg.seed)
-    instantiate(cfg.init)(model, batch=init_batch, class_freqs=datamodule.class_frequencies())
-    return model, init_batch
+    return model, initialize(cfg, model, datamodule)
 
 
-def log_init_report(model: nn.Module, path: Path | None) -> list[dict[str, Any]]:
-    """Per-layer init report (fans, std, spectral norm vs paper eq. (7)) to the log and ``init.json``."""
+def log_init_report(model: nn.Module, path: Path | None) -> dict[str, Any]:
+    """Per-layer init report (fans, std, spectral norm vs paper eq. (7), with its legend) to the log and ``init.json``."""
     from initlab.init import init_report
     from initlab.training.records import write_json
 
     report = init_report(model)
     if path is not None:
         write_json(path, report)
-    for row in report:
+    for row in report["layers"]:
         log.info("init %s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     return report
 
 
 def curvature_scaled_lr(model: nn.Module, batch: Batch, scale: float) -> dict[str, float]:
-    """``scale / lambda_max`` of the loss Hessian on ``batch``: the paper's gamma* = 1/||H|| (METHODS.md §4)."""
+    """``scale / lambda_max`` of the loss Hessian on ``batch`` (on the model's device): gamma* = 1/||H|| (METHODS.md §4)."""
     from torch.nn import functional as F
 
-    from initlab.analysis import hessian_eigenvalues
+    from initlab.analysis import CurvatureProblem, top_eigenvalue
 
-    result = hessian_eigenvalues(model, F.cross_entropy, batch[0], batch[1], k=1, which="LA", tol=1e-3)
-    lambda_max = result.lambda_max
+    lambda_max = top_eigenvalue(CurvatureProblem(model, F.cross_entropy, batch, batch_size=1024), tol=1e-3)
     if not lambda_max > 0:
         raise RuntimeError(f"optim.lr=auto: lambda_max = {lambda_max} is not positive; set optim.lr explicitly")
     return {"lambda_max": lambda_max, "lr": scale / lambda_max}
 
 
 def optimizer_config(cfg: DictConfig, model: nn.Module, batch: Batch) -> tuple[DictConfig, dict[str, float]]:
-    """``cfg.optim`` with ``lr=auto`` replaced by the curvature-scaled value (and what was measured)."""
+    """``cfg.optim`` with ``lr=auto`` replaced by the curvature-scaled value (and what was measured): the one place it is resolved."""
     if cfg.optim.get("lr") != "auto":
         return cfg.optim, {}
     measured = curvature_scaled_lr(model, batch, cfg.lr_auto_scale)
@@ -87,19 +100,39 @@ def build_module(cfg: DictConfig, model: nn.Module, batch: Batch) -> tuple[Any, 
     from initlab.training.module import ClassifierModule
 
     optim_cfg, lr_auto = optimizer_config(cfg, model, batch)
-    if cfg.model.get("compile", False):
-        model.compile()  # in place: checkpoints keep the plain parameter names
-    module = ClassifierModule(model, instantiate(optim_cfg), instantiate(cfg.sched), num_classes=cfg.data.num_classes)
+    module = ClassifierModule(model, instantiate(optim_cfg), instantiate(cfg.sched), num_classes=cfg.data.num_classes,
+                              compile=bool(cfg.model.get("compile", False)))
     return module, lr_auto
 
 
+def instantiate_all(node: DictConfig | None) -> list[Any]:
+    """The objects of every ``_target_`` child of a group node (loggers, callbacks)."""
+    from hydra.utils import instantiate
+
+    if not node:
+        return []
+    return [instantiate(child) for child in node.values() if isinstance(child, DictConfig) and "_target_" in child]
+
+
+def build_trainer(cfg: DictConfig, loggers: list[Any]) -> tuple[Any, list[Any]]:
+    """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks`` (Lightning adds no checkpoint of its own)."""
+    from hydra.utils import instantiate
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing)
+    return trainer, callbacks
+
+
 def load_model_weights(model: nn.Module, ckpt_path: str | Path) -> nn.Module:
-    """Load the ``model.*`` weights of a training checkpoint into ``model`` (weights only, no code)."""
+    """Load the ``model.*`` weights of a verified training checkpoint into ``model`` (weights only, no code)."""
     import torch
 
     import initlab.optim  # noqa: F401  (registers the schedule classes stored in checkpoints as safe)
+    from initlab.training.checkpoints import verified_checkpoint
 
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    state = torch.load(verified_checkpoint(ckpt_path), map_location="cpu", weights_only=True)["state_dict"]
     prefix = "model."
     model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     return model

@@ -1,77 +1,91 @@
-"""Callbacks every run uses: divergence stop and the per-epoch history file."""
+"""Callbacks of a run: progress bar, verified checkpoints, divergence stop, history and curvature files."""
 
 import csv
 import math
+import time
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from torch import Tensor
 
+from initlab.training.checkpoints import commit_checkpoint, part_path
+from initlab.training.signals import signal_of
 
-class DivergenceMonitor(pl.Callback):
-    """Stop training cleanly when the loss is NaN/inf or blows up past ``max_loss_ratio`` x the first loss.
 
-    The step is kept in ``diverged_step`` so the run can be recorded as ``status: diverged``
-    (a sweep goes on with its other jobs).
+def append_csv_row(path: str | Path, row: dict[str, Any], key: str) -> None:
+    """Add ``row`` to a small CSV file, dropping the rows at or after ``row[key]`` first.
+
+    A resumed run repeats the epochs (steps) after its checkpoint: their old rows are replaced,
+    never duplicated. The file is rewritten atomically (a kill never leaves half a row) and new
+    columns widen the header.
+    """
+    path = Path(path)
+    rows = []
+    if path.exists():
+        with path.open(newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if int(r[key]) < int(row[key])]
+    rows.append(row)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+class LossProgressBar(RichProgressBar):
+    """The Rich bar with this epoch's running training loss and the lr instead of ``v_num``.
+
+    Lightning asks for the bar's metrics after every batch; they are gathered (reading the loss
+    syncs the host) at most every ``metrics_every_s`` seconds and at each epoch end, so showing
+    them adds nothing to what the Rich bar itself costs (benchmarks/train_throughput.py, bar vs no bar).
     """
 
-    def __init__(self, max_loss_ratio: float | None = 100.0, check_every_n_steps: int = 1) -> None:
-        if max_loss_ratio is not None and max_loss_ratio <= 1:
-            raise ValueError(f"callbacks.divergence.max_loss_ratio must be > 1 or null, got {max_loss_ratio}")
-        if check_every_n_steps < 1:
-            raise ValueError(f"callbacks.divergence.check_every_n_steps must be >= 1, got {check_every_n_steps}")
-        self.max_loss_ratio = max_loss_ratio
-        self.check_every_n_steps = check_every_n_steps
-        self.initial_loss: float | None = None
-        self.diverged_step: int | None = None
-        self.reason: str | None = None
+    def __init__(self, metrics_every_s: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics_every_s = metrics_every_s
+        self._shown: dict[str, Any] = {}
+        self._read_at = self._drawn_at = -math.inf
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step % self.check_every_n_steps:
-            return
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
-        if self.initial_loss is None:
-            self.initial_loss = value
-        if not math.isfinite(value):
-            self.reason = f"non-finite loss {value}"
-        elif self.max_loss_ratio is not None and value > self.max_loss_ratio * max(self.initial_loss, 1e-12):
-            self.reason = f"loss {value:.4g} > {self.max_loss_ratio} x initial loss {self.initial_loss:.4g}"
-        if self.reason is not None:
-            self.diverged_step = trainer.global_step
-            trainer.should_stop = True
+        """Move the bar only as often as Rich draws it (``refresh_rate`` per second) and on the epoch's last batch."""
+        now = time.monotonic()
+        if now - self._drawn_at >= 1 / max(self.refresh_rate, 1) or batch_idx + 1 == self.total_train_batches:
+            self._drawn_at = now
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"initial_loss": self.initial_loss}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.initial_loss = state_dict.get("initial_loss")
-
-
-class EpochHistory(pl.Callback):
-    """Append one row of epoch-level metrics (train/val loss and accuracy, lr) to a CSV file."""
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        now = time.monotonic()
+        if now - self._read_at < self.metrics_every_s:
+            return self._shown
+        self._read_at = now
+        self._shown = {k: v for k, v in super().get_metrics(trainer, pl_module).items() if k != "v_num"}
+        loss = pl_module.running_loss() if trainer.training else None
+        if loss is not None:
+            self._shown |= {"loss": loss, "lr": f"{trainer.optimizers[0].param_groups[0]['lr']:.3g}"}
+        return self._shown
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or trainer.sanity_checking:
-            return
-        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        row |= {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1}
-        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not self.path.exists() or trainer.current_epoch == 0
-        with self.path.open("w" if new_file else "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row), extrasaction="ignore")
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        self._read_at = -math.inf  # the epoch's final running loss, whatever the clock
+        super().on_train_epoch_end(trainer, pl_module)
+
+
+class VerifiedCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint that proves every file it writes is whole before it replaces the last one, sha256 beside it."""
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, str(part_path(filepath)))
+        if trainer.is_global_zero:
+            commit_checkpoint(filepath)
+        self._last_checkpoint_saved = filepath
 
 
 class InterruptCheckpoint(pl.Callback):
-    """On Ctrl-C or SIGTERM, save ``interrupted.ckpt`` (mid-epoch state) before the process exits.
+    """On SIGINT/SIGTERM, save ``interrupted.ckpt`` (mid-epoch state, verified and hashed) before the process exits.
 
     ``ckpt_path=last`` resumes from ``last.ckpt``, written at every epoch end, which gives the
     same final metrics as an uninterrupted run; ``interrupted.ckpt`` keeps the partial epoch.
@@ -81,19 +95,88 @@ class InterruptCheckpoint(pl.Callback):
         self.dirpath = Path(dirpath)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        from pytorch_lightning.utilities.exceptions import SIGTERMException
+        if signal_of(exception) is not None:
+            path = self.dirpath / "interrupted.ckpt"
+            trainer.save_checkpoint(part_path(path))
+            if trainer.is_global_zero:
+                commit_checkpoint(path)
 
-        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
-            trainer.save_checkpoint(self.dirpath / "interrupted.ckpt")
+
+class DivergenceMonitor(pl.Callback):
+    """Stop training when the loss is NaN/inf or blows up past ``max_loss_ratio`` x the first loss.
+
+    Checked every ``check_every_n_steps`` steps only (reading the loss syncs the host), and the
+    decision is reduced over DDP ranks so all of them stop together (one diverging rank stops
+    all). The step is kept in ``diverged_step`` so the run is recorded as ``status: diverged``.
+    """
+
+    def __init__(self, max_loss_ratio: float | None = 100.0, check_every_n_steps: int = 10) -> None:
+        if max_loss_ratio is not None and max_loss_ratio <= 1:
+            raise ValueError(f"callbacks.divergence.max_loss_ratio must be > 1 or null, got {max_loss_ratio}")
+        if check_every_n_steps < 1:
+            raise ValueError(f"callbacks.divergence.check_every_n_steps must be >= 1, got {check_every_n_steps}")
+        self.max_loss_ratio = max_loss_ratio
+        self.check_every_n_steps = check_every_n_steps
+        self.initial_loss: Tensor | float | None = None
+        self.diverged_step: int | None = None
+        self.reason: str | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        if self.initial_loss is None:
+            self.initial_loss = loss.detach().clone()  # kept on the device: no sync
+        if trainer.global_step % self.check_every_n_steps == 0:
+            self.check(trainer, float(loss))
+
+    def check(self, trainer: pl.Trainer, loss: float) -> None:
+        """Decide on ``loss`` together with the other ranks; stop them all if any diverged."""
+        local = self._local_reason(loss)
+        if trainer.strategy.reduce_boolean_decision(local is not None, all=False):
+            self.diverged_step = trainer.global_step
+            self.reason = local or "diverged on another rank"
+            trainer.should_stop = True
+
+    def _local_reason(self, loss: float) -> str | None:
+        initial = float(self.initial_loss)
+        if not math.isfinite(loss):
+            return f"non-finite loss {loss}"
+        if self.max_loss_ratio is not None and loss > self.max_loss_ratio * max(initial, 1e-12):
+            return f"loss {loss:.4g} > {self.max_loss_ratio} x initial loss {initial:.4g}"
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial_loss": None if self.initial_loss is None else float(self.initial_loss)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.initial_loss = state_dict.get("initial_loss")
+
+
+class EpochHistory(pl.Callback):
+    """One row per epoch in ``history.csv``: epoch, step, train/val loss and accuracy, the lr at the epoch end."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        row |= {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1}
+        row["train/lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        append_csv_row(self.path, row, key="epoch")
 
 
 class CurvatureTracker(pl.Callback):
     """Track lambda_max of the loss Hessian (full and per weight layer) every ``every_n_steps`` steps.
 
     Measured on a fixed sample of ``num_samples`` training points (mini-batch lambda_max is biased
-    upward), by Lanczos warm-started from the previous top eigenvector. Logged as
-    ``curvature/lambda_max`` (+ ``curvature/lambda_max_<layer>``) next to ``curvature/edge_2_over_lr``
-    = 2/lr, the gradient-descent stability edge, and appended to ``curvature.csv``.
+    upward) on the model's device, by Lanczos warm-started from the previous top eigenvector; with
+    ``model.compile=true`` the eager module is analysed. Logged as ``curvature/lambda_max``
+    (+ ``curvature/lambda_max_<layer>``) next to ``curvature/eos_ratio`` = lambda_max x lr / 2, the
+    edge-of-stability ratio of gradient descent (1 = the threshold 2/lr; a zero lr gives 0), and
+    appended to ``curvature.csv``.
     """
 
     def __init__(self, path: str, every_n_steps: int = 25, num_samples: int = 512, per_layer: bool = True,
@@ -117,30 +200,22 @@ class CurvatureTracker(pl.Callback):
     def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from torch.nn import functional as F
 
-        from initlab.analysis import hessian_eigenvalues
+        from initlab.analysis import CurvatureProblem, curvature_record, top_eigenvalue
         from initlab.models import weight_layers
 
         if not trainer.is_global_zero or self.batch is None:
             return
-        model = pl_module.model
         first = self.top_vector is None  # determinism/symmetry are checked once, not at every step
-        full = hessian_eigenvalues(model, F.cross_entropy, *self.batch, k=1, tol=self.tol, v0=self.top_vector,
-                                   return_eigenvectors=True, check=first)
-        self.top_vector = full.top_eigenvectors[:, 0]
+        problem = CurvatureProblem(pl_module.model, F.cross_entropy, self.batch, check=first)
+        full = curvature_record(problem, k=1, tol=self.tol, v0=self.top_vector)
+        self.top_vector = full.top_vectors[:, 0]
         lr = trainer.optimizers[0].param_groups[0]["lr"]
-        row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "lr": lr, "edge_2_over_lr": 2.0 / lr,
+        row = {"step": trainer.global_step, "epoch": trainer.current_epoch, "lr": lr, "eos_ratio": full.lambda_max * lr / 2,
                "lambda_max": full.lambda_max, "hvps": full.n_products}
         if self.per_layer:
-            for name, _ in weight_layers(model):
-                row[f"lambda_max_{name}"] = hessian_eigenvalues(model, F.cross_entropy, *self.batch, k=1, tol=self.tol,
-                                                                params=name, include_bias=False, check=first).lambda_max
+            for name, _ in weight_layers(pl_module.model):
+                row[f"lambda_max_{name}"] = top_eigenvalue(problem.replace(block=name, include_bias=False), tol=self.tol)
         metrics = {f"curvature/{k}": float(v) for k, v in row.items() if k not in ("step", "epoch")}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
-        new_file = not self.path.exists() or trainer.global_step == 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w" if new_file else "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        append_csv_row(self.path, row, key="step")

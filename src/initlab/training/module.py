@@ -50,6 +50,10 @@ class ClassifierModule(pl.LightningModule):
     batch-size-weighted means over the epoch, as Lightning's per-step epoch logging gives them
     (``train/loss`` is this rank's, ``train/acc`` is reduced over ranks). Validation and test
     run few, large batches and log every step.
+
+    With ``compile=True`` the steps call ``torch.compile(model)``, kept outside the module tree:
+    ``self.model`` stays the eager module (checkpoints keep plain parameter names, curvature
+    analysis differentiates the eager graph).
     """
 
     def __init__(
@@ -58,9 +62,11 @@ class ClassifierModule(pl.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         num_classes: int = 10,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
+        self.__dict__["network"] = torch.compile(model) if compile else model  # not a submodule: no second copy of the weights
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.train_loss = EpochMean(sync_on_compute=False)
@@ -70,11 +76,16 @@ class ClassifierModule(pl.LightningModule):
         self._train_metrics_logged = False
 
     def forward(self, inputs: Tensor) -> Tensor:
-        return self.model(inputs)
+        return self.network(inputs)
+
+    def running_loss(self) -> float | None:
+        """This epoch's mean training loss so far (one host sync), None before the first step."""
+        total, weight = torch.stack([self.train_loss.total, self.train_loss.weight]).tolist()
+        return total / weight if weight else None
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         inputs, targets = batch
-        logits = self.model(inputs)
+        logits = self.network(inputs)
         loss = F.cross_entropy(logits, targets)
         n = targets.shape[0]
         self.train_loss.update(loss.detach() * n, n)
@@ -91,7 +102,7 @@ class ClassifierModule(pl.LightningModule):
 
     def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         inputs, targets = batch
-        logits = self.model(inputs)
+        logits = self.network(inputs)
         loss = F.cross_entropy(logits, targets)
         accuracy = self.accuracy[f"{stage}_"]
         accuracy.update(logits, targets)

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("done", "diverged", "failed")
+STATUSES = ("done", "diverged", "failed", "interrupted")
 
 
 def json_safe(value: Any) -> Any:

@@ -1,6 +1,7 @@
-"""One training run from a composed config: validate -> seed -> data -> model -> init -> fit -> test -> records."""
+"""One training run from a validated config: seed -> data -> data checks -> model -> init -> fit -> test -> records."""
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -9,10 +10,148 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from initlab.config import ConfigError, validate_config
 from initlab.training.records import metrics_record, write_json
+from initlab.training.signals import interruptible, signal_of
 
 log = logging.getLogger(__name__)
+
+
+def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str, Any]:
+    """Train the model of ``cfg`` and test it; returns the metrics.json record."""
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from initlab.config import validate_with_data
+    from initlab.models import instantiate_model
+    from initlab.training.build import (
+        build_datamodule,
+        build_module,
+        build_trainer,
+        initialize,
+        instantiate_all,
+        log_init_report,
+        seed_everything,
+        total_steps,
+    )
+
+    ckpt_path = _resume_checkpoint(cfg.get("ckpt_path"), output_dir)
+    seed_everything(cfg.seed)
+    datamodule = build_datamodule(cfg)
+    validate_with_data(cfg, datamodule, total_steps(cfg.trainer, datamodule))
+    model = instantiate_model(cfg.model)
+    init_batch = initialize(cfg, model, datamodule)
+    log_init_report(model, output_dir / "init.json" if rank_zero_only.rank == 0 else None)
+    module, lr_auto = build_module(cfg, model, init_batch)
+    loggers = instantiate_all(_with_wandb_identity(cfg, runtime, output_dir).get("logger"))
+    trainer, callbacks = build_trainer(cfg, loggers)
+    _log_run_facts(loggers, cfg, lr_auto)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    divergence = _divergence(metrics, callbacks)
+    if divergence is None and cfg.get("test", True):
+        metrics |= trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    _finish_loggers(loggers, diverged=divergence is not None)
+    return _record(cfg, trainer, metrics, divergence, lr_auto)
+
+
+def _record(cfg: DictConfig, trainer: Any, metrics: dict[str, float], divergence: dict[str, Any] | None,
+            lr_auto: dict[str, float]) -> dict[str, Any]:
+    """The metrics.json record of a run that ran to its end: status, metrics, what was measured and who we are."""
+    extra = {"lr_auto": lr_auto} if lr_auto else {}
+    if "wandb" in (cfg.get("logger") or {}):
+        extra["wandb"] = {k: cfg.logger.wandb.get(k) for k in ("id", "group", "name")}
+    extra |= (divergence or {}) | {"epochs": trainer.current_epoch, "steps": trainer.global_step, "rank_zero": trainer.is_global_zero}
+    return metrics_record("diverged" if divergence else "done", metrics, **extra)
+
+
+def _resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """The checkpoint to resume from, verified against its sha256 (``last``: this run dir's ``last.ckpt``)."""
+    from initlab.training.checkpoints import verified_checkpoint
+
+    if ckpt_path in (None, "", "null"):
+        return None
+    return str(verified_checkpoint(output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else ckpt_path))
+
+
+def _with_wandb_identity(cfg: DictConfig, runtime: dict[str, Any], output_dir: Path) -> DictConfig:
+    """What the W&B node cannot say statically: the run id (kept in the run dir for resume), the sweep's group, the user's tags."""
+    node = (cfg.get("logger") or {}).get("wandb")
+    if node is None:
+        return cfg
+    id_file = output_dir / "wandb_id.txt"
+    if not id_file.exists():
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(secrets.token_hex(4))
+    with open_dict(node):
+        node.id = id_file.read_text().strip()
+        if node.get("group") is None and runtime["sweep_dir"]:
+            node.group = f"{cfg.task_name}-{Path(runtime['sweep_dir']).name}"
+        node.tags = list(node.get("tags") or []) + list(cfg.get("tags") or [])
+    return cfg
+
+
+def _log_run_facts(loggers: list[Any], cfg: DictConfig, lr_auto: dict[str, float]) -> None:
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        if lr_auto:
+            lg.log_metrics({f"lr_auto/{k}": v for k, v in lr_auto.items()}, step=0)
+
+
+def _divergence(metrics: dict[str, float], callbacks: list[Any]) -> dict[str, Any] | None:
+    """Why the run diverged: the monitor's stop, or a final train/val loss that is not finite (whatever the callbacks)."""
+    from initlab.training.callbacks import DivergenceMonitor
+
+    monitor = next((c for c in callbacks if isinstance(c, DivergenceMonitor)), None)
+    if monitor is not None and monitor.diverged_step is not None:
+        return {"diverged_step": monitor.diverged_step, "error": monitor.reason}
+    bad = {k: v for k, v in metrics.items() if k in ("train/loss", "val/loss") and not math.isfinite(v)}
+    return {"error": "non-finite final " + ", ".join(f"{k}={v}" for k, v in bad.items())} if bad else None
+
+
+def _finish_loggers(loggers: list[Any], diverged: bool) -> None:
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            if diverged:
+                lg.experiment.tags = tuple(lg.experiment.tags or ()) + ("diverged",)
+            lg.experiment.finish()
+
+
+def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+    """Run ``body`` and write ``metrics.json`` whatever happens.
+
+    A failure is recorded as ``status: failed`` with its message; inside a sweep the job then
+    returns None so the other jobs go on, in a single run the error propagates (non-zero exit).
+    SIGINT/SIGTERM are recorded as ``status: interrupted`` and exit with 128 + the signal number.
+    Returns the record on global rank zero, None elsewhere or after a failure in a sweep.
+    """
+    runtime = _hydra_runtime()
+    output_dir = Path(cfg.paths.output_dir)
+    start = time.perf_counter()
+    facts = {"seed": cfg.get("seed"), "overrides": runtime["overrides"], "output_dir": str(output_dir)}
+    try:
+        with interruptible():
+            record = body(cfg, output_dir, runtime)
+    except BaseException as err:
+        signum = signal_of(err)
+        if signum is None and not isinstance(err, Exception):
+            raise
+        status, error = ("interrupted", f"{err!r}; resume with ckpt_path=last hydra.run.dir={output_dir}") if signum \
+            else ("failed", f"{type(err).__name__}: {err}")
+        write_json(output_dir / "metrics.json", metrics_record(status, {}, error=error) | facts | _wall(start))
+        if signum is not None:
+            raise SystemExit(128 + signum) from err
+        if runtime["multirun"]:
+            log.error("job failed (sweep continues): %s", error)
+            return None
+        raise
+    if not record.pop("rank_zero", True):
+        return None
+    record |= facts | _wall(start)
+    write_json(output_dir / "metrics.json", record)
+    return record
+
+
+def _wall(start: float) -> dict[str, float]:
+    return {"wall_s": round(time.perf_counter() - start, 3)}
 
 
 def _hydra_runtime() -> dict[str, Any]:
@@ -29,126 +168,6 @@ def _hydra_runtime() -> dict[str, Any]:
         "overrides": list(hc.overrides.task),
         "sweep_dir": hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None,
     }
-
-
-def _instantiate_dict(node: DictConfig | None) -> list[Any]:
-    from hydra.utils import instantiate
-
-    if not node:
-        return []
-    return [instantiate(child) for child in node.values() if isinstance(child, DictConfig) and "_target_" in child]
-
-
-def _fill_wandb_identity(cfg: DictConfig, runtime: dict[str, Any], output_dir: Path) -> None:
-    """Name from the overrides, group = one id per sweep, tags from the choices, id kept for resume."""
-    node = cfg.get("logger", {}).get("wandb") if cfg.get("logger") else None
-    if node is None:
-        return
-    choices = runtime["choices"]
-    id_file = output_dir / "wandb_id.txt"
-    if not id_file.exists():
-        id_file.parent.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(secrets.token_hex(4))
-    overrides = [o for o in runtime["overrides"] if not o.startswith(("hydra.", "paths."))]
-    with open_dict(node):
-        node.id = id_file.read_text().strip()
-        node.resume = "allow"
-        if node.get("name") is None:
-            node.name = ",".join(overrides) or "defaults"
-        if node.get("group") is None and runtime["sweep_dir"]:
-            node.group = f"{cfg.task_name}-{Path(runtime['sweep_dir']).name}"
-        if node.get("tags") is None:
-            node.tags = [f"{g}={choices[g]}" for g in ("data", "model", "init", "optim", "sched") if g in choices] + list(cfg.get("tags", []))
-
-
-def _resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    if ckpt_path in (None, "", "null"):
-        return None
-    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path: no checkpoint at {path} (for `last`, run in the interrupted run's dir: hydra.run.dir=<run dir>)")
-    return str(path)
-
-
-def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str, Any]:
-    """Build everything from ``cfg`` and train; returns the metrics.json record."""
-    import pytorch_lightning as pl
-    from hydra.utils import instantiate
-    from pytorch_lightning.utilities import rank_zero_only
-
-    from initlab.training.build import build_datamodule, build_model, build_module, log_init_report
-    from initlab.training.callbacks import DivergenceMonitor
-
-    ckpt_path = _resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
-    datamodule = build_datamodule(cfg)
-    model, init_batch = build_model(cfg, datamodule)
-    log_init_report(model, output_dir / "init.json" if rank_zero_only.rank == 0 else None)
-    module, lr_auto = build_module(cfg, model, init_batch)
-    extra: dict[str, Any] = {"lr_auto": lr_auto} if lr_auto else {}
-    _fill_wandb_identity(cfg, runtime, output_dir)
-    if cfg.get("logger") and cfg.logger.get("wandb"):
-        extra["wandb"] = {k: cfg.logger.wandb.get(k) for k in ("id", "group", "name")}
-    loggers = _instantiate_dict(cfg.get("logger"))
-    callbacks = _instantiate_dict(cfg.get("callbacks"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        if "lr_auto" in extra:
-            lg.log_metrics({f"lr_auto/{k}": v for k, v in extra["lr_auto"].items()}, step=0)
-
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    monitor = next((c for c in callbacks if isinstance(c, DivergenceMonitor)), None)
-    status = "diverged" if monitor is not None and monitor.diverged_step is not None else "done"
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if status == "done" and cfg.get("test", True):
-        for result in trainer.test(module, datamodule=datamodule, verbose=False):
-            metrics |= result
-    if status == "diverged":
-        extra |= {"diverged_step": monitor.diverged_step, "error": monitor.reason}
-        for lg in loggers:
-            if hasattr(lg, "experiment") and hasattr(lg.experiment, "tags"):
-                lg.experiment.tags = tuple(lg.experiment.tags or ()) + ("diverged",)
-    extra |= {"epochs": trainer.current_epoch, "steps": trainer.global_step, "rank_zero": trainer.is_global_zero}
-    _finish_wandb(loggers)
-    return metrics_record(status, metrics, **extra)
-
-
-def _finish_wandb(loggers: list[Any]) -> None:
-    for lg in loggers:
-        if type(lg).__name__ == "WandbLogger":
-            lg.experiment.finish()
-
-
-def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
-    """Validate, run ``body`` and write ``metrics.json`` whatever happens.
-
-    A failure is recorded as ``status: failed`` with its message; inside a sweep the job then
-    returns None so the other jobs go on, in a single run the error propagates (non-zero exit).
-    Returns the record on global rank zero, None elsewhere or after a failure in a sweep.
-    """
-    runtime = _hydra_runtime()
-    output_dir = Path(cfg.paths.output_dir)
-    start = time.perf_counter()
-    facts = {"seed": cfg.get("seed"), "overrides": runtime["overrides"], "output_dir": str(output_dir)}
-    try:
-        validate_config(cfg)
-        record = body(cfg, output_dir, runtime)
-    except (KeyboardInterrupt, SystemExit) as err:
-        reason = f"interrupted ({type(err).__name__}); resume with ckpt_path=last hydra.run.dir={output_dir}"
-        write_json(output_dir / "metrics.json", metrics_record("failed", {}, error=reason) | facts)
-        raise
-    except Exception as err:
-        record = metrics_record("failed", {}, error=f"{type(err).__name__}: {err}")
-        write_json(output_dir / "metrics.json", record | facts | {"wall_s": time.perf_counter() - start})
-        if runtime["multirun"]:
-            log.error("job failed (sweep continues): %s: %s", type(err).__name__, err)
-            return None
-        raise
-    if not record.pop("rank_zero", True):
-        return None
-    record |= facts | {"wall_s": round(time.perf_counter() - start, 3)}
-    write_json(output_dir / "metrics.json", record)
-    return record
 
 
 def run_training(cfg: DictConfig) -> float | None:

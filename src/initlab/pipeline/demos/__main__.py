@@ -1,8 +1,13 @@
-"""``python -m initlab.pipeline.demos <name>``: run one demo with its ``params.yaml`` settings
-(``demos.<name>`` or, for demos on the prepared data, ``data_demos.<name>``)."""
+"""``python -m initlab.pipeline.demos <name> [<name> ...]``: run demos with their ``params.yaml`` settings
+(``demos.<name>`` or, for demos on the prepared data, ``data_demos.<name>``), one after another.
 
+A demo whose settings say ``per_seed: true`` runs once per pipeline seed (its ``seed`` set to
+it) into ``<out>/seed-<seed>/``, so the report can put an interval over seeds on it; the others
+run once with their own ``seed`` into ``<out>/``.
+"""
+
+import dataclasses
 import importlib
-import time
 from pathlib import Path
 
 from initlab.pipeline.common import data_path, load_params, stage_parser
@@ -11,19 +16,24 @@ from initlab.pipeline.demos import DEMOS, DemoContext
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
-    parser.add_argument("name", choices=DEMOS)
+    parser.add_argument("names", nargs="+", choices=DEMOS)
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    context = DemoContext(
-        out=Path(args.results) / "demos" / args.name,
-        data=params["data"],
-        data_file=data_path(args.results, params["data"], params["seeds"][0]),
-    )
-    context.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    settings = (params.get("demos", {}) | params.get("data_demos", {}))[args.name]
-    importlib.import_module(f"initlab.pipeline.demos.{args.name}").run(settings, context)
-    print(f"demo {args.name}: {time.perf_counter() - start:.1f}s -> {context.out}", flush=True)
+    for name in args.names:
+        run_demo(name, params, Path(args.results))
+
+
+def run_demo(name: str, params: dict, results: Path) -> None:
+    """One demo: once, or once per pipeline seed when its settings say ``per_seed``."""
+    context = DemoContext(out=results / "demos" / name, data=params["data"], data_file=data_path(results, params["data"]))
+    settings = (params.get("demos", {}) | params.get("data_demos", {}))[name]
+    runs = ([(settings | {"seed": seed}, dataclasses.replace(context, out=context.out / f"seed-{seed}"))
+             for seed in params["seeds"]] if settings.get("per_seed") else [(settings, context)])
+    module = importlib.import_module(f"initlab.pipeline.demos.{name}")
+    for demo_settings, demo_context in runs:
+        demo_context.out.mkdir(parents=True, exist_ok=True)
+        module.run(demo_settings, demo_context)
+        print(f"demo {name} (seed {demo_settings['seed']}) -> {demo_context.out}", flush=True)
 
 
 if __name__ == "__main__":

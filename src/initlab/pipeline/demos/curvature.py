@@ -16,9 +16,8 @@ import copy
 import torch
 from torch.nn import functional as F
 
-from initlab.analysis import gauss_newton_eigenvalues, hessian_eigenvalues
 from initlab.models import weight_layers
-from initlab.pipeline.common import build_model, load_train_batch, make_initializer, write_csv
+from initlab.pipeline.common import build_model, lambda_max, load_train_batch, make_initializer, write_csv
 from initlab.pipeline.demos import DemoContext
 
 
@@ -27,9 +26,8 @@ def block_comparison(model, inputs, targets, tol: float) -> list[dict]:
     blocks = [*range(len(weight_layers(model))), None]
     rows = []
     for block in blocks:
-        kwargs = {"k": 1, "tol": tol, "params": block}
-        lambda_h = hessian_eigenvalues(model, F.cross_entropy, inputs, targets, **kwargs).lambda_max
-        lambda_gn = gauss_newton_eigenvalues(model, F.cross_entropy, inputs, targets, **kwargs).lambda_max
+        lambda_h = lambda_max(model, (inputs, targets), tol, params=block)
+        lambda_gn = lambda_max(model, (inputs, targets), tol, params=block, kind="gauss_newton")
         rows.append({"block": "all" if block is None else block, "lambda_h": lambda_h, "lambda_gn": lambda_gn,
                      "rel_diff": abs(lambda_h - lambda_gn) / abs(lambda_h)})
     return rows
@@ -39,7 +37,7 @@ def states(model, inputs, targets, settings: dict):
     """(name, model) for init, trained by GD and scaled far from init."""
     yield "init", model
     trained = copy.deepcopy(model)
-    lambda_0 = hessian_eigenvalues(model, F.cross_entropy, inputs, targets, k=1, tol=settings["tol"]).lambda_max
+    lambda_0 = lambda_max(model, (inputs, targets), settings["tol"])
     optimizer = torch.optim.SGD(trained.parameters(), lr=1.0 / lambda_0)
     for _ in range(settings["train_steps"]):
         optimizer.zero_grad()

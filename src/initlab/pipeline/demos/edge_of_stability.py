@@ -11,23 +11,19 @@ Writes ``trace.csv`` (factor, lr, step, loss, lambda_max, two_over_lr).
 import torch
 from torch.nn import functional as F
 
-from initlab.analysis import hessian_eigenvalues
-from initlab.pipeline.common import build_model, load_train_batch, make_initializer, write_csv
+from initlab.pipeline.common import build_model, lambda_max, load_train_batch, make_initializer, write_csv
 from initlab.pipeline.demos import DemoContext
 
 
 def sharpness_trace(model, inputs, targets, lr: float, steps: int, every: int, tol: float) -> list[dict]:
     """GD with ``lr``; loss every step, lambda_max every ``every`` steps (None in between)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    rows, start = [], None
+    rows = []
     for step in range(steps + 1):
-        lambda_max = None
-        if step % every == 0:
-            result = hessian_eigenvalues(model, F.cross_entropy, inputs, targets, k=1, tol=tol, v0=start, return_eigenvectors=True)
-            lambda_max, start = result.lambda_max, result.top_eigenvectors[:, 0]
+        sharpness = lambda_max(model, (inputs, targets), tol) if step % every == 0 else None
         optimizer.zero_grad()
         loss = F.cross_entropy(model(inputs), targets)
-        rows.append({"step": step, "loss": loss.item(), "lambda_max": lambda_max, "two_over_lr": 2 / lr})
+        rows.append({"step": step, "loss": loss.item(), "lambda_max": sharpness, "two_over_lr": 2 / lr})
         if step < steps:
             loss.backward()
             optimizer.step()
@@ -40,7 +36,7 @@ def run(settings: dict, context: DemoContext) -> None:
     for factor in settings["factors"]:
         torch.manual_seed(settings["seed"])
         model = make_initializer(settings["init"])(build_model(context.data))
-        lambda_0 = hessian_eigenvalues(model, F.cross_entropy, inputs, targets, k=1, tol=settings["tol"]).lambda_max
+        lambda_0 = lambda_max(model, (inputs, targets), settings["tol"])
         lr = factor / lambda_0
         trace = sharpness_trace(model, inputs, targets, lr, settings["steps"], settings["every"], settings["tol"])
         rows += [{"init": settings["init"], "factor": factor, "lr": lr, **row} for row in trace]

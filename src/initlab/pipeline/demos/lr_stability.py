@@ -1,7 +1,7 @@
 """The largest stable learning rate vs the curvature at init (paper §1.2: gamma* = 1/||H||).
 
 For every init in ``inits``: lambda_0 = lambda_max of the loss Hessian at init on a fixed batch
-(``initlab.analysis.hessian_eigenvalues``), then ``steps`` steps of full-batch gradient descent
+(``initlab.analysis.top_eigenvalue``), then ``steps`` steps of full-batch gradient descent
 with lr = c / lambda_0 for every c in ``factors``. On the quadratic model GD decreases the loss
 for every lr < 2/lambda (1/lambda is the *best* step along the top eigenvector, not the largest
 safe one); a network can go further because its curvature changes as it trains.
@@ -18,8 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from initlab.analysis import hessian_eigenvalues
-from initlab.pipeline.common import build_model, load_train_batch, make_initializer, write_csv, write_json
+from initlab.pipeline.common import build_model, lambda_max, load_train_batch, make_initializer, write_csv, write_json
 from initlab.pipeline.demos import DemoContext
 
 
@@ -59,7 +58,7 @@ def run(settings: dict, context: DemoContext) -> None:
     for init in settings["inits"]:
         torch.manual_seed(settings["seed"])
         model = make_initializer(init)(build_model(context.data))
-        lambda_0 = hessian_eigenvalues(model, F.cross_entropy, inputs, targets, k=1, tol=settings["tol"]).lambda_max
+        lambda_0 = lambda_max(model, (inputs, targets), settings["tol"])
         init_rows = []
         for factor in settings["factors"]:
             losses = gradient_descent_losses(model, inputs, targets, factor / lambda_0, settings["steps"])

@@ -1,0 +1,495 @@
+"""The config schema: what every key may be, so a bad value fails before anything is built.
+
+A key's type comes from the signature of its node's ``_target_`` (the type hints); ``RULES``
+is the one registry of ranges, and of the types of the keys no target takes (run-level keys,
+``paths``, ``lr_find``, ``model.compile``). A key that a rule names is checked by the rule,
+not by its type hint (``optim.lr`` may be ``auto``). Every check returns one-line problems
+``<key>: got <value>, <what is allowed>``; :mod:`initlab.config` raises the first one.
+"""
+
+import ast
+import difflib
+import functools
+import importlib
+import importlib.util
+import inspect
+import math
+import os
+import types
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+Rule = tuple[Callable[[Any], bool], str]
+
+UINT32_MAX = 2**32 - 1  # numpy and torch seeds
+# The smallest learning rate accepted. Far below any useful rate: with a unit gradient, a float32
+# weight of magnitude >= 4e-5 cannot move (its spacing is about 1e-7 x the weight), and 1e-300 is 0 in
+# float32, so smaller values only make runs that silently do not train.
+LR_FLOOR = 1e-12
+MAX_NAME = 255  # file-name limit: names, tags and path components end up in file names
+MAX_PATH = 4096
+
+# Top-level nodes: a node with a _target_ each, except the containers (named nodes with a _target_
+# each) and the plain nodes (every key declared in RULES).
+TARGET_GROUPS = ("data", "model", "init", "optim", "sched", "trainer", "analysis")
+CONTAINERS = ("callbacks", "logger")
+PLAIN_GROUPS = ("paths", "lr_find")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(low: int, high: int | None = None) -> Rule:
+    text = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    return (lambda v: _is_int(v) and v >= low and (high is None or v <= high)), text
+
+
+def number(low: float, strict: bool = True) -> Rule:
+    return (lambda v: _is_number(v) and (v > low if strict else v >= low)), f"a number {'>' if strict else '>='} {low:g}"
+
+
+def choice(*options: Any) -> Rule:
+    allowed = repr(options[0]) if len(options) == 1 else f"one of {list(options)}"
+    return (lambda v: any(v == o and type(v) is type(o) for o in options)), allowed
+
+
+def optional(rule: Rule) -> Rule:
+    return (lambda v: v is None or rule[0](v)), f"null or {rule[1]}"
+
+
+def either(*rules: Rule) -> Rule:
+    return (lambda v: any(r[0](v) for r in rules)), " or ".join(r[1] for r in rules)
+
+
+def list_of(rule: Rule, min_len: int = 1) -> Rule:
+    size = "a non-empty list" if min_len else "a list"
+    return (lambda v: isinstance(v, list) and len(v) >= min_len and all(rule[0](x) for x in v)), f"{size} of items each {rule[1]}"
+
+
+def text(max_len: int = MAX_NAME) -> Rule:
+    return (lambda v: isinstance(v, str) and 0 < len(v) <= max_len), f"a non-empty string of at most {max_len} characters"
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_PATH and all(len(p) <= MAX_NAME for p in value.split(os.sep))
+
+
+BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
+PATH: Rule = (_is_path, f"a path (at most {MAX_PATH} characters, {MAX_NAME} per component)")
+SEED = integer(0, UINT32_MAX)
+POSITIVE = number(0)
+BATCHES = optional(either(integer(1), ((lambda v: isinstance(v, float) and 0 < v <= 1), "a fraction in (0, 1]")))
+PRECISIONS = ("32-true", "32", 32, "64-true", "64", 64, "bf16-mixed", "bf16-true", "bf16", "16-mixed", "16-true", "16", 16)
+HALF_PRECISIONS = ("16-mixed", "16-true", "16", 16)  # float16: the CPU cannot run it (Lightning swaps in bf16)
+
+# Glob pattern of dotted keys -> (predicate, what is allowed). Every top-level key of a root
+# config (conf/train.yaml, analyze.yaml, lr_find.yaml) that is not a group is declared here.
+RULES: dict[str, Rule] = {
+    "task_name": text(),
+    "seed": SEED,
+    "*.seed": SEED,
+    "init_batch_size": integer(1),
+    "lr_auto_scale": POSITIVE,
+    "ckpt_path": optional(PATH),
+    "test": BOOL,
+    "tags": list_of(text(64), min_len=0),  # W&B's limit on a tag
+    "num_samples": either(integer(1), choice("all")),
+    "device": choice("cpu", "cuda", "auto"),
+    "dtype": choice("float32", "float64"),
+    "paths.*": PATH,
+    "lr_find.min_lr": number(LR_FLOOR, strict=False),
+    "lr_find.max_lr": number(LR_FLOOR, strict=False),
+    "lr_find.num_steps": integer(1),
+    "lr_find.mode": choice("exponential", "linear"),
+    "lr_find.early_stop_threshold": optional(POSITIVE),
+    "data.batch_size": integer(1),
+    "data.eval_batch_size": integer(1),
+    "data.limit_train": optional(integer(1)),
+    "data.val_size": integer(1),
+    "data.split_seed": SEED,
+    "data.verify_md5": BOOL,
+    "data.download": BOOL,
+    "data.path": optional(PATH),
+    "data.num_classes": integer(2),
+    "data.input_shape": list_of(integer(1)),
+    "model.num_classes": integer(2),
+    "model.input_shape": list_of(integer(1)),
+    "model.widths": list_of(integer(1)),
+    "model.width": integer(1),
+    "model.depth": integer(2),
+    "model.hidden": integer(1),
+    "model.channels": list_of(integer(1)),
+    "model.kernel_size": integer(1),
+    "model.compile": BOOL,
+    "optim.lr": either(choice("auto"), number(LR_FLOOR, strict=False)),
+    "sched.warmup_steps": integer(0),
+    "sched.tau": optional(POSITIVE),
+    "sched.step_size": optional(integer(1)),
+    "trainer.max_epochs": integer(1),
+    "trainer.devices": either(integer(1), choice(-1, "auto"), list_of(integer(0))),
+    "trainer.num_nodes": integer(1),
+    "trainer.accelerator": choice("cpu", "gpu", "cuda", "auto"),
+    "trainer.precision": choice(*PRECISIONS),
+    "trainer.log_every_n_steps": integer(1),
+    "trainer.check_val_every_n_epoch": optional(integer(1)),
+    "trainer.gradient_clip_val": optional(POSITIVE),
+    "trainer.limit_*_batches": BATCHES,
+    "callbacks.*.max_loss_ratio": number(1),
+    "callbacks.*.every_n_steps": integer(1),
+    "callbacks.*.check_every_n_steps": integer(1),
+    "callbacks.*.refresh_rate": integer(0),
+    "callbacks.*.num_samples": integer(1),
+    "callbacks.*.tol": POSITIVE,
+    "logger.*.mode": choice("offline", "online", "disabled"),
+    "analysis.k_top": integer(1),
+    "analysis.tol": POSITIVE,
+    "analysis.trace_probes": integer(1),
+    "analysis.slq_probes": integer(1),
+    "analysis.slq_steps": integer(2),
+    "analysis.grid": integer(2),
+    "analysis.jacobian_tol": POSITIVE,
+    "analysis.batch_size": integer(1),
+}
+
+Leaf = tuple[str, Any]
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: a message stays one short line."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown)} characters)"
+
+
+def problem(key: str, value: Any, allowed: str) -> str:
+    """The one line of every config error: ``<key>: got <value>, <what is allowed>``."""
+    key = key if len(key) <= 80 else f"{key[:80]}... ({len(key)} characters)"
+    return f"{key}: got {show(value)}, {allowed}"
+
+
+def rules_for(key: str) -> list[Rule]:
+    return [rule for pattern, rule in RULES.items() if fnmatchcase(key, pattern)]
+
+
+def _suggest(name: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def leaves(node: Any, path: str = "") -> Iterator[Leaf]:
+    """(dotted key, value) of every scalar and list in a plain container, depth first."""
+    if isinstance(node, dict):
+        for key, child in node.items():
+            yield from leaves(child, f"{path}.{key}" if path else str(key))
+    else:
+        yield path, node
+
+
+def _has_target(node: Any) -> bool:
+    return isinstance(node, dict) and "_target_" in node
+
+
+def key_problems(cfg: dict[str, Any]) -> list[str]:
+    """Unknown top-level keys, unknown keys of the plain groups, container entries without a target."""
+    top = [*TARGET_GROUPS, *CONTAINERS, *PLAIN_GROUPS, *(p for p in RULES if p.isidentifier())]
+    problems = []
+    for key, value in cfg.items():
+        if key not in top:
+            known = [path for path, _ in leaves(cfg) if path.endswith(f".{key}")]
+            hint = f" (did you mean {known[0]!r}?)" if known else _suggest(key, top)
+            problems.append(problem(key, value, f"unknown key{hint}"))
+        elif key in TARGET_GROUPS and not _has_target(value):
+            problems.append(problem(key, value, "must be a config node with a _target_ (pick an option of the group)"))
+        elif key in CONTAINERS:
+            problems += [problem(f"{key}.{name}", entry, "must be a config node with a _target_ or null")
+                         for name, entry in (value or {}).items() if entry is not None and not _has_target(entry)]
+        elif key in PLAIN_GROUPS:
+            declared = [p.split(".", 1)[1] for p in RULES if p.startswith(f"{key}.")]
+            problems += [problem(path, leaf, f"unknown key{_suggest(path.split('.', 1)[1], declared)}")
+                         for path, leaf in leaves(value, key) if not rules_for(path)]
+    return problems
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def value_problems(cfg: dict[str, Any]) -> list[str]:
+    """NaN/inf anywhere, over-long strings anywhere, then every rule that names the key."""
+    problems = []
+    for path, value in leaves(cfg):
+        if not _finite(value):
+            problems.append(problem(path, value, "must be finite (no nan or inf)"))
+        elif isinstance(value, str) and len(value) > MAX_PATH:
+            problems.append(problem(path, value, f"must be at most {MAX_PATH} characters"))
+        else:
+            problems += [problem(path, value, f"must be {allowed}") for check, allowed in rules_for(path) if not check(value)]
+    return problems
+
+
+# How a message names what the dataset has.
+DATA_FACTS = {"input_shape": "inputs of shape {}", "num_classes": "{} classes"}
+
+
+def bias_scheme(init: dict[str, Any]) -> Any:
+    """The bias scheme's name: ``init.bias`` is the ``init/bias`` node or a bare name."""
+    bias = init.get("bias")
+    return bias.get("scheme") if isinstance(bias, dict) else bias
+
+
+def cross_problems(cfg: dict[str, Any], data_choice: str) -> list[str]:
+    """Keys that are fine alone but not together."""
+    problems = []
+    model, data = cfg.get("model") or {}, cfg.get("data") or {}
+    for key, what in DATA_FACTS.items():
+        if key in model and key in data and model[key] != data[key]:
+            problems.append(problem(f"model.{key}", model[key], f"but data={data_choice} has {what.format(data[key])}"))
+    if bias_scheme(cfg.get("init") or {}) == "output_marginals" and model.get("bias") is False:
+        allowed = "needs an output layer with a bias: set model.bias=true or pick another init/bias"
+        problems.append(problem("init.bias", "output_marginals", allowed))
+    finder = cfg.get("lr_find") or {}
+    if _is_number(finder.get("min_lr")) and _is_number(finder.get("max_lr")) and finder["min_lr"] >= finder["max_lr"]:
+        problems.append(problem("lr_find.min_lr", finder["min_lr"], f"must be < lr_find.max_lr ({finder['max_lr']})"))
+    return problems
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether a plain config value fits a type hint; anything unusual counts as a match."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    checks: dict[Any, Callable[[Any], bool]] = {
+        type(None): lambda v: v is None,
+        bool: lambda v: isinstance(v, bool),
+        int: _is_int,
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        list: lambda v: isinstance(v, list),
+        tuple: lambda v: isinstance(v, list),
+        Sequence: lambda v: isinstance(v, list),
+    }
+    check = checks.get(origin or annotation)
+    return check is None or check(value)
+
+
+def _describe(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+# What a type hint may name when read from source; any other name reads as Any (anything fits).
+HINT_NAMES: dict[str, Any] = {
+    "int": int, "float": float, "str": str, "bool": bool, "list": list, "List": list, "tuple": tuple, "Tuple": tuple,
+    "None": type(None), "Optional": typing.Optional, "Union": typing.Union, "Literal": typing.Literal, "Sequence": Sequence,
+}
+BASE_CLASSES = ("object", "ABC", "Generic", "Protocol")  # bases that add no constructor arguments
+Definition = tuple[str, ast.ClassDef | ast.FunctionDef | ast.Assign]
+
+
+def _source(module: str) -> Path | None:
+    """The file of ``module``, found without importing it or its packages (Lightning takes seconds)."""
+    top, *rest = module.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        return Path(spec.origin) if spec and spec.origin and not rest else None
+    base = Path(list(spec.submodule_search_locations)[0]).joinpath(*rest)
+    return next((f for f in (base / "__init__.py", base.with_suffix(".py")) if f.is_file()), None)
+
+
+@functools.cache
+def _module_body(module: str) -> list[ast.stmt]:
+    path = _source(module)
+    return ast.parse(path.read_text()).body if path else []
+
+
+def _imported_module(module: str, node: ast.ImportFrom) -> str:
+    """The absolute name of a ``from ... import`` (relative ones counted from ``module``'s package)."""
+    if not node.level:
+        return node.module or ""
+    path = _source(module)
+    package = module if path and path.name == "__init__.py" else module.rpartition(".")[0]
+    package = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+    return f"{package}.{node.module}" if node.module else package
+
+
+def _definition(module: str, name: str, depth: int = 0) -> Definition | None:
+    """Where ``module.name`` (``name`` may be ``alias.Name``) is defined, following re-exports, from source."""
+    head, _, tail = name.partition(".")
+    for node in _module_body(module) if depth < 12 else []:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+            return module, node
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [name]:
+            return module, node
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if (alias.asname or alias.name) == head:
+                    origin = _imported_module(module, node)
+                    return _definition(f"{origin}.{alias.name}" if tail else origin, tail or alias.name, depth + 1)
+        if isinstance(node, ast.Import) and tail:
+            for alias in node.names:
+                if (alias.asname or alias.name) == head:
+                    return _definition(alias.name, tail, depth + 1)
+    return None
+
+
+def _hint(node: ast.expr | None, module: str) -> Any:
+    """A type hint from its source expression in ``module``, with no import: names it cannot follow are Any."""
+    if isinstance(node, ast.Constant):
+        text = node.value if isinstance(node.value, str) else None
+        return type(None) if node.value is None else _hint(ast.parse(text, mode="eval").body, module) if text else Any
+    if isinstance(node, ast.Name) and node.id not in HINT_NAMES:
+        alias = _definition(module, node.id)
+        return _hint(alias[1].value, alias[0]) if alias and isinstance(alias[1], ast.Assign) else Any
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return HINT_NAMES.get(node.id if isinstance(node, ast.Name) else node.attr, Any)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return typing.Union[_hint(node.left, module), _hint(node.right, module)]
+    if isinstance(node, ast.Subscript):
+        origin = _hint(node.value, module)
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if origin is typing.Literal:
+            return typing.Literal[tuple(i.value for i in items if isinstance(i, ast.Constant))]
+        args = tuple(_hint(i, module) for i in items)
+        return origin[args if len(args) > 1 else args[0]] if origin is not Any else Any
+    return Any
+
+
+def _function_parameters(function: ast.FunctionDef, module: str) -> tuple[dict[str, Any], bool]:
+    args = function.args
+    named = [a for a in args.posonlyargs + args.args + args.kwonlyargs if a.arg != "self"]
+    return {a.arg: _hint(a.annotation, module) for a in named}, args.kwarg is not None
+
+
+def _source_parameters(module: str, name: str) -> tuple[dict[str, Any], bool] | None:
+    """(name -> hint, forwards **kwargs) read from source; a class's ``__init__``, then its bases' while it forwards."""
+    found = _definition(module, name)
+    if found is None or isinstance(found[1], ast.Assign):
+        return None
+    where, node = found
+    if isinstance(node, ast.FunctionDef):
+        return _function_parameters(node, where)
+    if any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+        fields = [f for f in node.body if isinstance(f, ast.AnnAssign) and isinstance(f.target, ast.Name)]
+        return {f.target.id: _hint(f.annotation, where) for f in fields}, False
+    init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    bases = [ast.unparse(b.value if isinstance(b, ast.Subscript) else b) for b in node.bases]
+    bases = [b for b in bases if b.rpartition(".")[2] not in BASE_CLASSES]
+    if init is None:  # the base's constructor
+        return _source_parameters(where, bases[0]) if bases else ({}, False)
+    params, kwargs = _function_parameters(init, where)
+    if not kwargs or not bases or not _forwards_kwargs(init):
+        return params, kwargs
+    inherited = _source_parameters(where, bases[0])
+    return None if inherited is None else (inherited[0] | params, inherited[1])
+
+
+def _forwards_kwargs(init: ast.FunctionDef) -> bool:
+    """Whether ``__init__`` hands its ``**kwargs`` to ``super().__init__``."""
+    return any(isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__"
+               and isinstance(call.func.value, ast.Call) and ast.unparse(call.func.value.func) == "super"
+               and any(k.arg is None for k in call.keywords) for call in ast.walk(init))
+
+
+def _imported_parameters(target: Any) -> tuple[dict[str, Any], bool]:
+    """The same from the imported object, for what the source reader cannot follow."""
+    chain = [c.__init__ for c in inspect.getmro(target) if "__init__" in vars(c)] if inspect.isclass(target) else [target]
+    params: dict[str, Any] = {}
+    for function in chain:
+        try:
+            signature = inspect.signature(function)
+            hints = typing.get_type_hints(function)
+        except (TypeError, ValueError, NameError):
+            return params, True
+        for name, param in signature.parameters.items():
+            if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                params.setdefault(name, hints.get(name, Any))
+        if inspect.Parameter.VAR_KEYWORD not in {p.kind for p in signature.parameters.values()}:
+            return params, False
+    return params, True
+
+
+def parameters(target: str) -> tuple[dict[str, Any], bool]:
+    """(name -> type hint, accepts any other key) of a ``_target_``: from its source, else by importing it."""
+    module, _, name = target.rpartition(".")
+    found = _source_parameters(module, name)
+    return found if found is not None else _imported_parameters(getattr(importlib.import_module(module), name))
+
+
+def target_nodes(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every node carrying a ``_target_``, with its dotted key."""
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield path, node
+        for key, child in node.items():
+            yield from target_nodes(child, f"{path}.{key}" if path else str(key))
+
+
+def signature_problems(path: str, node: dict[str, Any]) -> list[str]:
+    """Unknown keys and wrong types of one node against its target's signature."""
+    try:
+        params, accepts_any = parameters(node["_target_"])
+    except Exception as err:  # an unimportable target is itself the problem
+        return [problem(f"{path}._target_", node["_target_"], f"must be importable ({type(err).__name__}: {err})")]
+    problems = []
+    for key, value in node.items():
+        full = f"{path}.{key}"
+        if key.startswith("_") or rules_for(full):
+            continue
+        if key not in params and not accepts_any:
+            problems.append(problem(full, value, f"unknown key{_suggest(key, sorted(params))}"))
+        elif key in params and not _matches(value, params[key]):
+            problems.append(problem(full, value, f"must be {_describe(params[key])}"))
+    return problems
+
+
+def _select(cfg: dict[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return torch.cuda.is_bf16_supported()
+
+
+def device_problems(cfg: dict[str, Any]) -> list[str]:
+    """Devices and precision the machine can run (CUDA device count; CPU processes vs cores)."""
+    wants_cuda = [key for key in ("device", "data.device") if _select(cfg, key) == "cuda"]
+    if wants_cuda and _cuda_devices() == 0:
+        return [problem(wants_cuda[0], "cuda", "needs a CUDA device and this machine has none (use cpu or auto)")]
+    trainer = cfg.get("trainer")
+    if not isinstance(trainer, dict):
+        return []
+    accelerator, devices, precision = trainer.get("accelerator", "auto"), trainer.get("devices", "auto"), trainer.get("precision")
+    gpus = 0 if accelerator == "cpu" else _cuda_devices()
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
+    if on_gpu and gpus == 0:
+        return [problem("trainer.accelerator", accelerator, "needs a CUDA device and this machine has none (use trainer=cpu)")]
+    available, unit = (gpus, "CUDA devices") if on_gpu else (os.cpu_count() or 1, "CPU cores")
+    requested = len(devices) if isinstance(devices, list) else devices
+    if _is_int(requested) and requested > available:
+        return [problem("trainer.devices", devices, f"must be <= {available}: this machine has {available} {unit}")]
+    if not on_gpu and precision in HALF_PRECISIONS:
+        return [problem("trainer.precision", precision, "must be 32-true, 64-true or bf16-mixed on the CPU (no float16 there)")]
+    if on_gpu and str(precision).startswith("bf16") and not _cuda_bf16():
+        return [problem("trainer.precision", precision, "needs a GPU with bfloat16 support; use 16-mixed or 32-true")]
+    return []

@@ -1,0 +1,172 @@
+"""Nothing lost silently: verified and hashed checkpoints, refused corrupt ones, an unwritable checkpoint dir fails the run."""
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from initlab.config import ConfigError
+from initlab.training.checkpoints import commit_checkpoint, part_path, verified_checkpoint
+from initlab.training.run import run_training
+from tests.conftest import FAST, run_cli
+
+
+def _ckpt_dir(cfg) -> Path:
+    return Path(cfg.paths.output_dir) / "checkpoints"
+
+
+def _history(cfg) -> list[dict]:
+    with (Path(cfg.paths.output_dir) / "history.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_one_hashed_checkpoint_file_and_clear_history_columns(compose_cfg):
+    cfg = compose_cfg([*FAST, "trainer.max_epochs=2"])
+    run_training(cfg)
+    files = sorted(p.name for p in _ckpt_dir(cfg).iterdir())
+    assert files == ["last.ckpt", "last.ckpt.sha256"]
+    ckpt = _ckpt_dir(cfg) / "last.ckpt"
+    digest, name = (_ckpt_dir(cfg) / "last.ckpt.sha256").read_text().split()
+    assert name == "last.ckpt" and digest == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    rows = _history(cfg)
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert "train/lr" in rows[0] and "lr" not in rows[0] and "val/loss" in rows[0]
+
+
+def _save(path: Path, value: int) -> None:
+    import torch
+
+    torch.save({"a": torch.full((1000,), value)}, part_path(path))
+
+
+def test_commit_refuses_a_truncated_checkpoint(tmp_path):
+    path = tmp_path / "x.ckpt"
+    _save(path, 1)
+    part_path(path).write_bytes(part_path(path).read_bytes()[:-200])
+    with pytest.raises(RuntimeError, match="incomplete|corrupted"):
+        commit_checkpoint(path)
+    assert not path.exists() and not (tmp_path / "x.ckpt.sha256").exists()
+
+
+@pytest.mark.parametrize("killed_at", [1, 2, 3])
+def test_a_kill_while_committing_leaves_a_checkpoint_that_verifies(tmp_path, monkeypatch, killed_at):
+    """Commit renames three times (digest listing both hashes, the checkpoint, the trimmed digest): die at each."""
+    path = tmp_path / "last.ckpt"
+    _save(path, 1)
+    commit_checkpoint(path)
+    old = hashlib.sha256(path.read_bytes()).hexdigest()
+    _save(path, 2)
+    new = hashlib.sha256(part_path(path).read_bytes()).hexdigest()
+    replace, calls = Path.replace, []
+
+    def dying_replace(self: Path, target: Path) -> Path:
+        calls.append(self)
+        if len(calls) == killed_at:
+            raise KeyboardInterrupt("killed")
+        return replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        commit_checkpoint(path)
+    monkeypatch.undo()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == (new if killed_at == 3 else old)
+    assert verified_checkpoint(path) == path
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    with pytest.raises(ConfigError):
+        verified_checkpoint(path)
+
+
+@pytest.mark.parametrize("damage", ["flip", "no_hash"])
+def test_resume_refuses_an_unverifiable_checkpoint(compose_cfg, tmp_path, damage):
+    first = compose_cfg([*FAST])
+    run_training(first)
+    ckpt = tmp_path / "kept" / "last.ckpt"
+    ckpt.parent.mkdir()
+    shutil.copy(_ckpt_dir(first) / "last.ckpt", ckpt)
+    if damage == "flip":
+        shutil.copy(_ckpt_dir(first) / "last.ckpt.sha256", ckpt.parent)
+        data = bytearray(ckpt.read_bytes())
+        data[len(data) // 2: len(data) // 2 + 64] = bytes(b ^ 0xFF for b in data[len(data) // 2: len(data) // 2 + 64])
+        ckpt.write_bytes(bytes(data))
+    cfg = compose_cfg([*FAST, "trainer.max_epochs=2", f"ckpt_path={ckpt}"])
+    with pytest.raises(ConfigError, match=str(ckpt)):
+        run_training(cfg)
+
+
+def test_unwritable_checkpoint_dir_fails_the_run(compose_cfg):
+    cfg = compose_cfg([*FAST])
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True)
+    (output_dir / "checkpoints").write_text("a file where the checkpoint folder should be")
+    with pytest.raises(Exception):
+        run_training(cfg)
+    record = json.loads((output_dir / "metrics.json").read_text())
+    assert record["status"] == "failed" and "checkpoints" in record["error"]
+
+
+def test_history_never_repeats_an_epoch_after_resume(compose_cfg):
+    """The kill window: history.csv got epoch 1's row, then the process died before last.ckpt of epoch 1."""
+    cfg = compose_cfg([*FAST, "trainer.max_epochs=1"])
+    run_training(cfg)
+    history = Path(cfg.paths.output_dir) / "history.csv"
+    with history.open("a") as handle:
+        handle.write("1,10,0.5,0.5,9.0,0.001,0.5,9.0\n")
+    resumed = compose_cfg([*FAST, "trainer.max_epochs=2", "ckpt_path=last"])
+    run_training(resumed)
+    rows = _history(resumed)
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert float(rows[1]["train/loss"]) != 9.0 and rows[1]["step"] == "10"
+
+
+@pytest.mark.slow
+def test_corrupted_checkpoint_exits_2_with_one_line(tmp_path):
+    first = run_cli(["train.py", "debug=fast", f"paths.log_dir={tmp_path}"], cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (ckpt,) = tmp_path.glob("train/runs/*/checkpoints/last.ckpt")
+    data = bytearray(ckpt.read_bytes())
+    data[-500:-436] = bytes(b ^ 0xFF for b in data[-500:-436])
+    ckpt.write_bytes(bytes(data))
+    result = run_cli(["train.py", "debug=fast", "trainer.max_epochs=2", f"ckpt_path={ckpt}", f"paths.log_dir={tmp_path}"],
+                     cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(ckpt) in lines[0] and "sha256" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_each_epoch_once(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from initlab.config import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"} | {"OMP_NUM_THREADS": "1"}
+    args = [sys.executable, str(PROJECT_ROOT / "train.py"), "logger=none", "trainer.max_epochs=40", "test=false"]
+    process = subprocess.Popen([*args, f"paths.log_dir={tmp_path}"], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    history = None
+    while time.monotonic() < deadline:
+        found = list(tmp_path.glob("train/runs/*/history.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 4:
+            history = found[0]
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert history is not None
+    run_dir = history.parent
+    resumed = subprocess.run([*args, "ckpt_path=last", f"hydra.run.dir={run_dir}", f"paths.log_dir={tmp_path}"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    with history.open() as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs == list(range(40))
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "done"
