@@ -6,7 +6,7 @@ divides its running average by 1 - beta^(t+1) instead of 1 - beta^t, so its firs
 half the true loss (1.17 for a loss of ln 10 = 2.30) and the curve seems to rise while the loss
 falls. We invert its average exactly to get the per-step losses back, smooth them with the
 correct bias correction, and suggest the lr where the smoothed loss falls fastest per decade
-(book advice, METHODS.md §4: pick eps_0 where the early loss improves most).
+(book advice, docs/methods.md: pick eps_0 where the early loss improves most).
 """
 
 import math

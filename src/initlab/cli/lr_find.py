@@ -2,7 +2,7 @@
 
     python -m initlab.lr_find optim=sgd init=spectral
 
-Book advice (METHODS.md §4): watch the first iterations over a range of eps and pick eps_0
+Book advice (docs/methods.md): watch the first iterations over a range of eps and pick eps_0
 somewhat above the best-performing early value. Lightning's tuner runs the sweep; initlab.lr_find
 recovers the raw losses, smooths them without bias or lag and suggests the lr of steepest descent.
 """

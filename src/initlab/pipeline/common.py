@@ -110,13 +110,13 @@ def make_optimizer(name: str, parameters, **settings: Any):
 
 
 def lambda_max(model, batch, tol: float, **problem: Any) -> float:
-    """lambda_max of the mean cross-entropy's curvature over ``batch`` (chunks of 1024 samples);
+    """lambda_max of the mean cross-entropy's curvature over ``batch`` (one chunk: the graph is built once);
     ``problem``: ``kind`` ("hessian" or "gauss_newton"), ``params`` (a layer block), ... of ``CurvatureProblem``."""
     from torch.nn import functional as F
 
     from initlab.analysis import CurvatureProblem, top_eigenvalue
 
-    return top_eigenvalue(CurvatureProblem(model, F.cross_entropy, tuple(batch), batch_size=1024, **problem), tol=tol)
+    return top_eigenvalue(CurvatureProblem(model, F.cross_entropy, tuple(batch), batch_size=len(batch[1]), **problem), tol=tol)
 
 
 def load_train_batch(path: str | Path, n: int | None = None, seed: int = 0):

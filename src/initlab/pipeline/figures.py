@@ -135,14 +135,19 @@ def plot_depth(data: Data) -> Figure:
                   f"best lr of the grid, the rest at init; black: the reference values the claims compare with.")
 
 
+def optimizer_panels(rows: list[Row]) -> tuple[Figure, list[tuple[Any, str, list[Row]]]]:
+    """One panel per optimizer (shared y): ``(axes, optimizer, its rows)`` each."""
+    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
+    fig, grid = new_figure(1, len(optimizers), sharey=True)
+    return fig, [(ax, optim, [r for r in rows if r["optim"] == optim]) for ax, optim in zip(grid[0], optimizers, strict=True)]
+
+
 @figure("lr_grid", study("lr_grid"))
 def plot_lr_grid(data: Data) -> Figure:
     """Validation loss vs learning rate per init, one panel per optimizer, the best lr (lowest mean) starred."""
     rows = data["rows"]
-    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
-    fig, grid = new_figure(1, len(optimizers), sharey=True)
-    for ax, optim in zip(grid[0], optimizers, strict=True):
-        subset = [r for r in rows if r["optim"] == optim]
+    fig, panels = optimizer_panels(rows)
+    for ax, optim, subset in panels:
         bands(ax, subset, "lr", "val_loss_mean", "val_loss_low", "val_loss_high", "init")
         for (init,), group in group_by([r for r in subset if r["val_loss_mean"] is not None], "init").items():
             best = min(group, key=lambda r: r["val_loss_mean"])
@@ -160,13 +165,12 @@ def plot_lr_grid(data: Data) -> Figure:
 def plot_lr_fairness(data: Data) -> Figure:
     """Test accuracy per init in the three lr settings (default, best of the grid, c / lambda_max), one panel per optimizer."""
     rows = data["rows"]
-    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     inits = list(dict.fromkeys(r["init"] for r in rows))
-    fig, grid = new_figure(1, len(optimizers), sharey=True)
-    for ax, optim in zip(grid[0], optimizers, strict=True):
+    fig, panels = optimizer_panels(rows)
+    for ax, optim, subset in panels:
         for i, init in enumerate(inits):
-            group = sorted((r for r in rows if r["optim"] == optim and r["init"] == init), key=lambda r: settings.index(r["setting"]))
+            group = sorted((r for r in subset if r["init"] == init), key=lambda r: settings.index(r["setting"]))
             x = np.array([settings.index(r["setting"]) for r in group]) + dodge(i, len(inits), 0.15)
             ax.errorbar(x, [r["test_acc_mean"] for r in group], yerr=yerr(group, "test_acc_mean", "test_acc_low", "test_acc_high"),
                         capsize=3, label=init, **series_style(init) | {"linestyle": ""})
@@ -174,7 +178,7 @@ def plot_lr_fairness(data: Data) -> Figure:
                 ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_mean"]), xytext=(5, -2), textcoords="offset points", fontsize=6)
         ax.set_xticks(range(len(settings)), [s.replace("_", " ") for s in settings])
         axes(ax, "lr setting", "test accuracy", optim, legend=False)
-    side_legend(grid[0][-1])
+    side_legend(panels[-1][0])
     return finish(fig, "Fair lr comparison: test accuracy per init",
                   f"Points: mean, error bars: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')}; settings: the optimizer's default "
                   f"lr, the best lr of the grid (chosen on validation loss), lr = c / lambda_max(H_0); the lr under each point.")

@@ -71,7 +71,7 @@ def log_init_report(model: nn.Module, path: Path | None) -> dict[str, Any]:
 
 
 def curvature_scaled_lr(model: nn.Module, batch: Batch, scale: float) -> dict[str, float]:
-    """``scale / lambda_max`` of the loss Hessian on ``batch`` (on the model's device): gamma* = 1/||H|| (METHODS.md §4)."""
+    """``scale / lambda_max`` of the loss Hessian on ``batch`` (on the model's device): gamma* = 1/||H|| (docs/methods.md)."""
     from torch.nn import functional as F
 
     from initlab.analysis import CurvatureProblem, top_eigenvalue

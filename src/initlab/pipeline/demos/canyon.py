@@ -1,4 +1,4 @@
-"""Momentum vs gradient descent on an ill-conditioned quadratic "canyon" (METHODS.md §3, §6).
+"""Momentum vs gradient descent on an ill-conditioned quadratic "canyon" (docs/methods.md).
 
 Both optimizers get their best constant step: gradient descent the fastest lr in (0, 2/lambda_max),
 heavy-ball momentum (book alg. 8.2, ``initlab.optim.Momentum``) the fastest (lr, alpha) on a grid;

@@ -1,4 +1,4 @@
-"""Exploding / vanishing signals in a deep linear net (METHODS.md §6; book ch. 8.2.5).
+"""Exploding / vanishing signals in a deep linear net (docs/methods.md; book ch. 8.2.5).
 
 L = ``depth`` square layers of width ``width`` (``initlab.models.deep_linear`` on inputs of the
 same width), weights W = s I for every s in ``scales`` and the random ``inits`` for comparison.

@@ -1,4 +1,4 @@
-"""Where a ReLU unit bends: the elbow c = -b/w of relu(w x + b) (METHODS.md §2).
+"""Where a ReLU unit bends: the elbow c = -b/w of relu(w x + b) (docs/methods.md).
 
 With w, b ~ N(0, 1) independent, c is a ratio of two standard normals, i.e. standard Cauchy
 (pdf 1/(pi (1 + c^2))): heavy tails and no mean, so the sample mean never settles. We draw

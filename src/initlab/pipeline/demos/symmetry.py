@@ -1,4 +1,4 @@
-"""Zero / constant init never breaks the symmetry between hidden units (METHODS.md §1, §6).
+"""Zero / constant init never breaks the symmetry between hidden units (docs/methods.md).
 
 The pipeline's model is trained with minibatch SGD from each init in ``inits``; every
 ``every`` steps we record, for each hidden weight layer, the mean pairwise distance between the
