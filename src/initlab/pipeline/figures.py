@@ -175,7 +175,8 @@ def plot_lr_fairness(data: Data) -> Figure:
             ax.errorbar(x, [r["test_acc_mean"] for r in group], yerr=yerr(group, "test_acc_mean", "test_acc_low", "test_acc_high"),
                         capsize=3, label=init, **series_style(init) | {"linestyle": ""})
             for xi, r in zip(x, group, strict=True):
-                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_mean"]), xytext=(5, -2), textcoords="offset points", fontsize=6)
+                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_low"]), xytext=(0, -4), textcoords="offset points", fontsize=6,
+                            rotation=90, ha="center", va="top")
         ax.set_xticks(range(len(settings)), [s.replace("_", " ") for s in settings])
         axes(ax, "lr setting", "test accuracy", optim, legend=False)
     side_legend(panels[-1][0])
