@@ -49,7 +49,7 @@ def test_chunked_gradient_is_the_mean_loss_gradient() -> None:
     torch.testing.assert_close(operator.gradient, torch.cat([g.reshape(-1) for g in grads]), rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("layer, names", [("1", ["1.weight", "1.bias"]), ("5", ["5.weight", "5.bias"])])
+@pytest.mark.parametrize("layer, names", [("hidden1", ["hidden1.weight", "hidden1.bias"]), ("output", ["output.weight", "output.bias"])])
 def test_block_operators_over_chunks(layer: str, names: list[str]) -> None:
     model = tiny_mlp("tanh", seed=64, widths=(8, 6))
     x, y = classification_batch(n=N, seed=65)
@@ -60,7 +60,7 @@ def test_block_operators_over_chunks(layer: str, names: list[str]) -> None:
     np.testing.assert_allclose(top, torch.linalg.eigvalsh(exact)[-3:].flip(0).numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("block, names", [(None, None), (1, ["3.weight", "3.bias"])])
+@pytest.mark.parametrize("block, names", [(None, None), (1, ["hidden2.weight", "hidden2.bias"])])
 def test_gauss_newton_over_chunks(block: int | None, names: list[str] | None) -> None:
     model = tiny_mlp("tanh", seed=66, scale=2.0, widths=(8, 6))
     x, y = classification_batch(n=N, seed=67)

@@ -67,10 +67,10 @@ def test_one_sided_requests_on_a_block_with_zero_bottom() -> None:
     # last-layer block under softmax: a null space (shift all logits), so lambda_min = 0 exactly
     model = tiny_mlp("relu", seed=3)
     x, y = classification_batch(seed=4)
-    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, ["5.weight", "5.bias"]))
-    top = record(model, CE, x, y, params="5", k=2, which="top", tol=1e-10)
+    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, ["output.weight", "output.bias"]))
+    top = record(model, CE, x, y, params="output", k=2, which="top", tol=1e-10)
     np.testing.assert_allclose(top.top, exact[-2:].flip(0).numpy(), rtol=1e-6)
-    bottom = record(model, CE, x, y, block="5", k=1, which="bottom", tol=1e-10)
+    bottom = record(model, CE, x, y, block="output", k=1, which="bottom", tol=1e-10)
     np.testing.assert_allclose(bottom.bottom, [0.0], atol=1e-9 * exact[-1].item())
     assert top.bottom == [] and bottom.top == [] and top.converged and bottom.converged
     assert top.lambda_min is None and top.ratio is None
@@ -79,10 +79,10 @@ def test_one_sided_requests_on_a_block_with_zero_bottom() -> None:
 def test_single_vector_lanczos_sees_a_repeated_eigenvalue_once() -> None:
     model = tiny_mlp("relu", seed=3)
     x, y = classification_batch(seed=4)
-    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, ["5.weight", "5.bias"]))
+    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, ["output.weight", "output.bias"]))
     scale = exact[-1].item()
     assert (exact.abs() < 1e-9 * scale).sum() > 1  # the null space has dimension > 1
-    single = record(model, CE, x, y, params="5", k=2, which="bottom", tol=1e-10)
+    single = record(model, CE, x, y, params="output", k=2, which="bottom", tol=1e-10)
     assert abs(single.bottom[0]) < 1e-9 * scale < single.bottom[1]
 
 
@@ -91,7 +91,7 @@ def test_single_vector_lanczos_sees_a_repeated_eigenvalue_once() -> None:
 def test_layer_block_eigenvalues_match_dense_block(activation: str, include_bias: bool) -> None:
     model = tiny_mlp(activation, seed=5)
     x, y = classification_batch(seed=6)
-    for layer in ["1", "3", "5"]:
+    for layer in ["hidden1", "hidden2", "output"]:
         names = [f"{layer}.weight"] + ([f"{layer}.bias"] if include_bias else [])
         exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y, names))
         result = record(model, CE, x, y, k=1, which="both", params=layer, include_bias=include_bias, tol=1e-10)

@@ -34,7 +34,7 @@ def test_record_is_json_ready_and_consistent() -> None:
     assert abs(overall["trace"] - exact.sum().item()) < 4 * overall["trace_se"]
     assert 0 <= overall["negative_share"] <= overall["negative_share_any"] <= 1
     layers = analysis["layers"]
-    assert [layer["name"] for layer in layers] == ["1", "3", "5"]
+    assert [layer["name"] for layer in layers] == ["hidden1", "hidden2", "output"]
     assert [(layer["fan_in"], layer["fan_out"]) for layer in layers] == [(8, 16), (16, 16), (16, 4)]
     norms = layer_jacobian_norms(model, x)
     for layer, norm in zip(layers, norms, strict=True):

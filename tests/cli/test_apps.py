@@ -25,7 +25,7 @@ def test_analyze_writes_analysis_and_esd_at_init_and_from_a_checkpoint(compose_c
         analysis = json.loads((run_dir / "analysis.json").read_text())
         esd = json.loads((run_dir / "esd.json").read_text())
         assert record["status"] == "done" and analysis["source"]["num_samples"] == 256
-        assert [layer["name"] for layer in analysis["layers"]] == ["1", "3", "5"]
+        assert [layer["name"] for layer in analysis["layers"]] == ["hidden1", "hidden2", "output"]
         top = analysis["global"]["top_eigenvalues"]
         assert top == sorted(top, reverse=True) and analysis["global"]["lambda_min"] < 0 < top[0]
         assert analysis["global"]["lr_edge"] == pytest.approx(2 / top[0])
@@ -43,8 +43,8 @@ def test_curvature_callback_logs_lambda_max_over_steps(compose_cfg):
     assert [int(r["step"]) for r in rows] == [0, 2, 4]
     assert all(float(r["lambda_max"]) > 0 and float(r["eos_ratio"]) == pytest.approx(float(r["lambda_max"]) * float(r["lr"]) / 2)
                for r in rows)
-    assert {"lambda_max_1", "lambda_max_3", "lambda_max_5"} <= set(rows[0])
-    assert all(float(r["lambda_max_5"]) <= float(r["lambda_max"]) * (1 + 1e-3) for r in rows)  # a block is inside the full range
+    assert {"lambda_max_hidden1", "lambda_max_hidden2", "lambda_max_output"} <= set(rows[0])
+    assert all(float(r["lambda_max_output"]) <= float(r["lambda_max"]) * (1 + 1e-3) for r in rows)  # a block is inside the full range
 
 
 def test_lr_auto_sets_lr_to_inverse_lambda_max(compose_cfg):

@@ -55,7 +55,7 @@ def test_train_digits_writes_every_record(compose_cfg):
     assert 0 <= record["test"]["acc"] <= 1 and record["steps"] == 5 and record["epochs"] == 1
     assert record["wall_s"] > 0
     layers = json.loads((run_dir / "init.json").read_text())
-    assert [row["name"] for row in layers["layers"]] == ["1", "3", "5"] and set(layers["fields"]) == set(layers["layers"][0])
+    assert [row["name"] for row in layers["layers"]] == ["hidden1", "hidden2", "output"] and set(layers["fields"]) == set(layers["layers"][0])
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt", "last.ckpt.sha256"]
     assert "val/acc" in (run_dir / "history.csv").read_text().splitlines()[0]
 

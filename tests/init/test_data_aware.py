@@ -130,13 +130,13 @@ def test_data_aware_inits_keep_the_train_eval_mode(scheme: str, training: bool) 
 def test_lsuv_raises_when_the_tolerance_is_not_reached() -> None:
     """A per-unit bias makes Var(c W z + b) non-quadratic in c: one rescaling cannot hit 1 to 1e-9."""
     model = mlp((20,), 5, (32,), "tanh").double()
-    with pytest.raises(RuntimeError, match=r"layer '1': output_variance .* after 1 rescalings, wanted 1 \+- 1e-09"):
+    with pytest.raises(RuntimeError, match=r"layer 'hidden1': output_variance .* after 1 rescalings, wanted 1 \+- 1e-09"):
         Initializer("lsuv", bias={"scheme": "small_random", "std": 0.5}, tol=1e-9, max_rescales=1)(model, _batch((20,)))
 
 
 def test_calibration_refuses_a_dead_layer() -> None:
     model = mlp((20,), 5, (32,), "relu").double()
-    with pytest.raises(RuntimeError, match=r"cannot rescale layer '1': its mean_jacobian_norm is 0"):
+    with pytest.raises(RuntimeError, match=r"cannot rescale layer 'hidden1': its mean_jacobian_norm is 0"):
         Initializer("jacobian_calibrated", bias={"scheme": "constant", "value": -100.0})(model, _batch((20,)))
 
 

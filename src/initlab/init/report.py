@@ -10,7 +10,7 @@ from initlab.init.weights import fans
 from initlab.models import weight_layers
 
 FIELDS: dict[str, str] = {
-    "name": "the layer's name in the model (model.named_modules())",
+    "name": "the layer's name in the model (hidden1, hidden2, ..., output: model.named_modules())",
     "type": "the layer's class (Linear, Conv2d)",
     "fan_in": "inputs per output unit: in_features, or in_channels * kernel area (torch's convention)",
     "fan_out": "out_features, or out_channels * kernel area (torch's convention)",

@@ -1,5 +1,6 @@
 """Model builders: ``mlp``, ``deep_linear`` and a LeNet-like ``cnn``."""
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from math import prod
 
@@ -22,14 +23,18 @@ def mlp(
     activation: str = "relu",
     bias: bool = True,
 ) -> nn.Sequential:
-    """Flatten -> [Linear -> activation] per hidden width -> Linear to the classes."""
-    layers: list[nn.Module] = [nn.Flatten()]
+    """Flatten -> [Linear -> activation] per hidden width -> Linear to the classes.
+
+    Modules are named ``hidden1``, ``act1``, ..., ``output`` (the names in init.json, analysis.json
+    and checkpoints); integer indexing ``model[1]`` still works.
+    """
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
     fan_in = prod(input_shape)
-    for width in widths:
-        layers += [nn.Linear(fan_in, width, bias=bias), make_activation(activation)]
+    for i, width in enumerate(widths, start=1):
+        layers += [(f"hidden{i}", nn.Linear(fan_in, width, bias=bias)), (f"act{i}", make_activation(activation))]
         fan_in = width
-    layers.append(nn.Linear(fan_in, num_classes, bias=bias))
-    return nn.Sequential(*layers)
+    layers.append(("output", nn.Linear(fan_in, num_classes, bias=bias)))
+    return nn.Sequential(OrderedDict(layers))
 
 
 def deep_linear(
@@ -58,29 +63,30 @@ def cnn(
     activation: str = "relu",
     bias: bool = True,
 ) -> nn.Sequential:
-    """LeNet-like: [Conv -> act -> MaxPool(2)] per channel count, then Linear -> act -> Linear.
+    """LeNet-like: [Conv -> act -> MaxPool(2)] per channel count, then Linear -> act -> Linear
+    (modules ``conv1``, ``act1``, ``pool1``, ..., ``flatten``, ``hidden``, ``act``, ``output``).
 
     Works on 1- and 3-channel inputs of any size >= 2**len(channels); padding keeps the
     spatial size through each convolution.
     """
     in_channels, height, width = input_shape
-    layers: list[nn.Module] = []
-    for out_channels in channels:
+    layers: list[tuple[str, nn.Module]] = []
+    for i, out_channels in enumerate(channels, start=1):
         layers += [
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias),
-            make_activation(activation),
-            nn.MaxPool2d(2),
+            (f"conv{i}", nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)),
+            (f"act{i}", make_activation(activation)),
+            (f"pool{i}", nn.MaxPool2d(2)),
         ]
         in_channels, height, width = out_channels, height // 2, width // 2
     if height < 1 or width < 1:
         raise ValueError(f"input {tuple(input_shape)} is too small for {len(channels)} pooling stages")
     layers += [
-        nn.Flatten(),
-        nn.Linear(in_channels * height * width, hidden, bias=bias),
-        make_activation(activation),
-        nn.Linear(hidden, num_classes, bias=bias),
+        ("flatten", nn.Flatten()),
+        ("hidden", nn.Linear(in_channels * height * width, hidden, bias=bias)),
+        ("act", make_activation(activation)),
+        ("output", nn.Linear(hidden, num_classes, bias=bias)),
     ]
-    return nn.Sequential(*layers)
+    return nn.Sequential(OrderedDict(layers))
 
 
 MODELS: dict[str, Callable[..., nn.Sequential]] = {"mlp": mlp, "deep_linear": deep_linear, "cnn": cnn}
