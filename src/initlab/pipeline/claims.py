@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from initlab.init import spectral_std
-from initlab.pipeline.tables import Row, group_by, setting_runs
-from initlab.stats import Interval, interval
+from initlab.pipeline.tables import Row, group_by, loss_or_inf, setting_runs
+from initlab.stats import Interval, finite, interval
 
 VERIFIED, CONTRADICTED = "verified", "contradicted"
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
@@ -125,8 +125,7 @@ def _only(rows: Sequence[Row], **match: Any) -> list[Row]:
 
 
 def _finite_max(values: Sequence[Any]) -> float | None:
-    kept = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    return max(kept) if kept else None
+    return max(finite(values), default=None)
 
 
 # ---------------------------------------------------------------- identities and derivations
@@ -311,7 +310,7 @@ def curvature_predicts_lr(data: dict, spec: dict) -> Claim:
     grid = [r for r in data["lr_runs"] if r["optim"] == spec["optim"] and r["setting"] != "curvature"]
     values, raw = [], []
     for _, group in sorted(group_by(grid, "seed").items()):
-        best = {init: min(g, key=lambda r: r["val_loss"] if math.isfinite(r["val_loss"]) else math.inf)
+        best = {init: min(g, key=lambda r: loss_or_inf(r["val_loss"]))
                 for (init,), g in group_by(group, "init").items()}
         products = [r["lr"] * r["lambda_max"] for r in best.values()]
         values.append(math.log10(max(products) / min(products)))

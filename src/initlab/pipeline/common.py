@@ -121,11 +121,15 @@ def lambda_max(model, batch, tol: float, **problem: Any) -> float:
 
 def load_train_batch(path: str | Path, n: int | None = None, seed: int = 0):
     """``n`` samples of the prepared train split (all when ``n`` is None), chosen by ``seed``."""
-    import torch
-
     from initlab.data.cache import load_prepared
 
-    train = load_prepared(Path(path)).train
+    return sample_train_batch(load_prepared(Path(path)).train, n, seed)
+
+
+def sample_train_batch(train, n: int | None = None, seed: int = 0):
+    """``n`` samples of a train split (all when ``n`` is None), chosen by ``seed``."""
+    import torch
+
     if n is None or n >= len(train.y):
         return train.x, train.y
     idx = torch.randperm(len(train.y), generator=torch.Generator().manual_seed(seed))[:n]

@@ -19,8 +19,8 @@ from initlab.pipeline import claims, tables
 from initlab.pipeline.claims import Claim, fmt
 from initlab.pipeline.common import load_params, read_csv, read_json, stage_parser, write_json
 from initlab.pipeline.tables import Row
+from initlab.pipeline.timed import TIMINGS
 
-TIMINGS = "reports/timings.md"
 
 
 def load_inputs(results: Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import (
-    build_model, conf_node, data_path, lambda_max, load_params, load_train_batch, make_initializer, make_optimizer, stage_parser, write_csv,
+    build_model, conf_node, data_path, lambda_max, load_params, make_initializer, make_optimizer, sample_train_batch, stage_parser, write_csv,
 )
 
 Row = dict[str, Any]
@@ -161,22 +161,22 @@ def depth_study(settings: dict, params: dict, data: Any, batch: Batch) -> dict[s
                 models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in params["seeds"]}
                 at_init += [labels | {"seed": seed, "samples": len(batch[1])} | depth_at_init(m, batch, settings, k < settings["curvature_seeds"])
                             for k, (seed, m) in enumerate(models.items())]
-                best = best_lr(models, settings, data, labels)
+                best, selected = best_lr(models, settings, data, labels)
                 runs += [row | {"best_lr": best} for seed, m in models.items()
-                         for row in lr_runs(m, settings["optim"], [best], data, settings, seed, **labels)]
+                         for row in ([selected[seed]] if seed in selected else lr_runs(m, settings["optim"], [best], data, settings, seed, **labels))]
                 print(f"study depth: {activation} depth {depth} {init}: best lr {best:g}", flush=True)
     return {"depth/runs": runs, "depth/at_init": at_init, "depth": tables.depth_table({"runs": runs, "at_init": at_init})}
 
 
-def best_lr(models: dict[int, nn.Module], settings: dict, data: Any, labels: Row) -> float:
-    """The grid lr with the lowest mean val loss over the first ``select_seeds`` seeds (diverged runs count as inf)."""
+def best_lr(models: dict[int, nn.Module], settings: dict, data: Any, labels: Row) -> tuple[float, dict[int, Row]]:
+    """The grid lr with the lowest mean val loss over the first ``select_seeds`` seeds (diverged runs count as inf),
+    and those seeds' runs at it (the depth study reuses them instead of training them again)."""
     seeds = list(models)[: settings["select_seeds"]]
-    scores = {}
-    for lr in settings["lr_grid"]:
-        rows = [row for seed in seeds for row in lr_runs(models[seed], settings["optim"], [float(lr)], data, settings, seed, **labels)]
-        losses = [row["val_loss"] if math.isfinite(row["val_loss"]) else math.inf for row in rows]
-        scores[float(lr)] = sum(losses) / len(losses)
-    return min(scores, key=scores.get)
+    trials = {float(lr): {seed: lr_runs(models[seed], settings["optim"], [float(lr)], data, settings, seed, **labels)[0] for seed in seeds}
+              for lr in settings["lr_grid"]}
+    scores = {lr: sum(tables.loss_or_inf(r["val_loss"]) for r in rows.values()) / len(rows) for lr, rows in trials.items()}
+    best = min(scores, key=scores.get)
+    return best, trials[best]
 
 
 STUDIES = {"lr": ("study", lr_study), "depth": ("depth", depth_study)}
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
 
     path = data_path(args.results, params["data"])
     data = load_prepared(path)
-    batch = load_train_batch(path, settings["curvature_samples"], seed=0)
+    batch = sample_train_batch(data.train, settings["curvature_samples"], seed=0)
     for name, rows in study(settings, params, data, batch).items():
         write_csv(Path(args.results) / "study" / f"{name}.csv", rows)
 

@@ -68,11 +68,15 @@ def metric_columns(group: Sequence[Row], *metrics: str) -> Row:
     return {"n": columns[0]["n"]} | {k: v for c in columns for k, v in c.items() if k != "n"}
 
 
+def loss_or_inf(value: Any) -> float:
+    """A loss to select on: a diverged run (nan, inf or missing) counts as inf."""
+    return value if isinstance(value, float) and math.isfinite(value) else math.inf
+
+
 def best_lrs(runs: Iterable[Row], select_on: str = "val_loss") -> dict[tuple, float]:
     """Per (init, optim): the grid lr with the lowest mean ``select_on`` over seeds (diverged runs count as inf)."""
     grid = [r for r in runs if r["setting"] != "curvature"]
-    scores = {key: statistics.fmean(r[select_on] if isinstance(r[select_on], float) and math.isfinite(r[select_on]) else math.inf
-                                    for r in group)
+    scores = {key: statistics.fmean(loss_or_inf(r[select_on]) for r in group)
               for key, group in group_by(grid, "init", "optim", "lr").items()}
     best: dict[tuple, float] = {}
     for (init, optim, lr), score in scores.items():
