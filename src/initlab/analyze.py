@@ -63,7 +63,7 @@ def analyze(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[
     from torch.nn import functional as F
 
     from initlab.analysis import analyze_model
-    from initlab.config import ConfigError, validate_with_data
+    from initlab.config import validate_with_data
     from initlab.training.build import build_datamodule, build_model, load_model_weights, seed_everything
     from initlab.training.records import metrics_record, write_json
 
@@ -73,9 +73,7 @@ def analyze(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[
     validate_with_data(cfg, datamodule, total_steps=0)
     model, _ = build_model(cfg, datamodule)
     if cfg.get("ckpt_path"):
-        if not Path(cfg.ckpt_path).is_file():
-            raise ConfigError(f"ckpt_path: no checkpoint at {cfg.ckpt_path}")
-        load_model_weights(model, cfg.ckpt_path)
+        load_model_weights(model, cfg.ckpt_path)  # refuses a missing file or a hash mismatch (ConfigError)
     data = training_samples(datamodule, cfg.num_samples, cfg.seed)
     settings = instantiate(cfg.analysis)
     result = analyze_model(settings.problem(model.to(device), F.cross_entropy, data, dtype), settings)

@@ -51,14 +51,12 @@ class RitzPairs:
 @dataclass(frozen=True)
 class LanczosRun:
     """A finished run: the tridiagonals, the orthonormal bases [batch, steps, dim] and the norm
-    of each row's next residual vector (``last_beta``); ``history`` is row 0's top Ritz value
-    at every convergence check."""
+    of each row's next residual vector (``last_beta``)."""
 
     tridiagonal: Tridiagonal
     basis: Tensor
     last_beta: Tensor
     converged: bool
-    history: list[float]
 
     def pairs(self, row: int, n_top: int, n_bottom: int) -> tuple[RitzPairs, RitzPairs]:
         """The ``n_top`` largest (descending) and ``n_bottom`` smallest (ascending) Ritz pairs of ``row``."""
@@ -105,7 +103,6 @@ def lanczos(
     basis[:, 0] = start / torch.linalg.vector_norm(start, dim=1, keepdim=True)
     alphas = torch.zeros(batch, max_steps, dtype=torch.float64, device=device)
     betas = torch.zeros(batch, max_steps, dtype=torch.float64, device=device)
-    history: list[float] = []
     settled = torch.zeros(batch, dtype=torch.bool, device=device)
     for step in range(1, max_steps + 1):
         q = basis[:, step - 1]
@@ -122,10 +119,10 @@ def lanczos(
         tridiagonal = Tridiagonal(alphas[:, :step], betas[:, : step - 1])
         checked = tol is not None and step >= min_steps and (step % check_every == 0 or step == max_steps)
         if checked:
-            settled = _settled(tridiagonal, beta, broken | settled, tol, n_top, n_bottom, history)
+            settled = _settled(tridiagonal, beta, broken | settled, tol, n_top, n_bottom)
         converged = checked and bool(settled.all())
         if converged or step == max_steps:
-            return LanczosRun(tridiagonal, basis[:, :step], beta, converged or tol is None, history)
+            return LanczosRun(tridiagonal, basis[:, :step], beta, converged or tol is None)
         if step + 1 > basis.shape[1] - 1:
             grown = torch.empty(batch, min(2 * basis.shape[1], max_steps + 1), dim, dtype=dtype, device=device)
             grown[:, : basis.shape[1]] = basis
@@ -141,17 +138,14 @@ def lanczos(
     raise AssertionError("unreachable")
 
 
-def _settled(tridiagonal: Tridiagonal, beta: Tensor, done: Tensor, tol: float, n_top: int, n_bottom: int,
-             history: list[float]) -> Tensor:
+def _settled(tridiagonal: Tridiagonal, beta: Tensor, done: Tensor, tol: float, n_top: int, n_bottom: int) -> Tensor:
     """Rows whose wanted Ritz pairs are within ``tol`` of the spectral scale, or were ``done`` (settled
-    before, or exact); only the open rows are eigen-solved. Appends row 0's top Ritz value to ``history``."""
+    before, or exact); only the open rows are eigen-solved."""
     steps = tridiagonal.steps
     if steps < n_top + n_bottom:
         return torch.zeros_like(done)
     rows = (~done).nonzero().squeeze(1)
     values, vectors = torch.linalg.eigh(Tridiagonal(tridiagonal.alphas[rows], tridiagonal.betas[rows]).matrix())
-    if len(rows) and rows[0] == 0:
-        history.append(values[0, -1].item())
     wanted = list(range(n_bottom)) + list(range(steps - n_top, steps))
     residual = beta[rows, None] * vectors[:, -1, wanted].abs()
     scale = values.abs().amax(dim=1, keepdim=True)

@@ -112,8 +112,11 @@ class GaussNewtonGraph:
         self._output_leaf = self._output.detach().requires_grad_(True)
         self.loss = weight * loss_fn(self._output_leaf, targets)
         (self._loss_gradient,) = torch.autograd.grad(self.loss, self._output_leaf, create_graph=True)
-        self.gradient = _flat(torch.autograd.grad(self._output, params, grad_outputs=self._loss_gradient.detach(),
-                                                  retain_graph=True, allow_unused=True, materialize_grads=True))
+
+    @property
+    def gradient(self) -> Tensor:
+        """Computed on demand: only the first pass over the data reads it, products rebuild chunk graphs often."""
+        return _flat(_grads(self._output, self.params, self._loss_gradient.detach()))
 
     def product(self, v: Tensor) -> Tensor:
         if not self._loss_gradient.requires_grad:

@@ -54,7 +54,6 @@ class CurvatureRecord:
     trace_se: float | None = None
     density: dict[str, object] | None = None
     layer_share: dict[str, float] = field(default_factory=dict)
-    history: list[float] = field(default_factory=list, repr=False)
     top_vectors: Tensor | None = field(default=None, repr=False)
     bottom_vectors: Tensor | None = field(default=None, repr=False)
 
@@ -73,7 +72,7 @@ class CurvatureRecord:
         return self.lambda_min / self.lambda_max
 
     def as_dict(self) -> dict[str, object]:
-        """Plain types only (no vectors, no history); non-finite floats become None."""
+        """Plain types only (no vectors); non-finite floats become None."""
         return {
             "lambda_max": finite(self.lambda_max),
             "lambda_min": finite(self.lambda_min),
@@ -146,7 +145,6 @@ def curvature_record(
         steps=run.tridiagonal.steps,
         settings={**operator.settings, "k": k, "which": which, "tol": tol, "warm_start": warm, "seed": seed,
                   "trace_probes": trace_probes, "density_probes": density_probes, "density_steps": density_steps},
-        history=run.history,
         top_vectors=_columns(top),
         bottom_vectors=_columns(bottom),
         layer_share=_layer_share(operator, top),

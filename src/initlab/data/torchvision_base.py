@@ -74,7 +74,8 @@ class TorchvisionDataModule(TensorDataModule):
 
     @property
     def cache_name(self) -> str:
-        return f"{super().cache_name}-val{self.val_size}"
+        """Files read without the md5 check get their own cache, so a later checked run reads (and checks) them."""
+        return f"{super().cache_name}-val{self.val_size}" + ("" if self.verify_md5 else "-unverified")
 
     def load_raw(self) -> dict[str, TensorSplit]:
         self.ensure_files()

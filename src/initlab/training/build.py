@@ -1,10 +1,11 @@
 """The steps of a run, each one call (shared by train, lr_find and analyze)."""
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
 from initlab.models import instantiate_model
@@ -32,14 +33,19 @@ def build_datamodule(cfg: DictConfig) -> Any:
 
 
 def total_steps(trainer_cfg: DictConfig, datamodule: Any) -> int:
-    """Optimizer steps of the whole run as Lightning counts them (schedules and warm-up are checked against it)."""
-    batches = len(datamodule.train_dataloader())
+    """Optimizer steps of the whole run as Lightning's ``estimated_stepping_batches`` counts them (schedules and
+    warm-up are checked against it): each process's share of the batches, ceil over gradient accumulation, max_steps."""
+    devices = trainer_cfg.get("devices")
+    processes = len(devices) if isinstance(devices, ListConfig | list) else devices if isinstance(devices, int) and devices > 0 else 1
+    batches = math.ceil(len(datamodule.train_dataloader()) / (processes * int(trainer_cfg.get("num_nodes") or 1)))
     limit = trainer_cfg.get("limit_train_batches")
     if isinstance(limit, float):
         batches = int(batches * limit)
     elif isinstance(limit, int):
         batches = min(batches, limit)
-    return batches * int(trainer_cfg.get("max_epochs") or 0) // int(trainer_cfg.get("accumulate_grad_batches") or 1)
+    steps = math.ceil(batches / int(trainer_cfg.get("accumulate_grad_batches") or 1)) * int(trainer_cfg.get("max_epochs") or 0)
+    max_steps = trainer_cfg.get("max_steps")
+    return steps if max_steps in (None, -1) else min(steps, int(max_steps))
 
 
 def initialize(cfg: DictConfig, model: nn.Module, datamodule: Any) -> Batch:

@@ -139,7 +139,9 @@ class DivergenceMonitor(pl.Callback):
             trainer.should_stop = True
 
     def _local_reason(self, loss: float) -> str | None:
-        initial = float(self.initial_loss)
+        if isinstance(self.initial_loss, Tensor):  # read from the device once, at the first check
+            self.initial_loss = float(self.initial_loss)
+        initial = self.initial_loss
         if not math.isfinite(loss):
             return f"non-finite loss {loss}"
         if self.max_loss_ratio is not None and loss > self.max_loss_ratio * max(initial, 1e-12):

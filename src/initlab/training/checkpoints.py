@@ -14,11 +14,8 @@ def digest_path(path: str | Path) -> Path:
 
 
 def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def part_path(path: str | Path) -> Path:
