@@ -3,6 +3,7 @@
     python benchmarks/analyze_speed.py                    # 1,024 samples, conf/analyze.yaml settings
     python benchmarks/analyze_speed.py --samples 256 --rounds 1
     python benchmarks/analyze_speed.py --pipeline         # the settings dvc.yaml passes (params.yaml)
+    python benchmarks/analyze_speed.py --activation relu  # ReLU: the new trace is exact (no probes)
 
 The model is the pipeline's MLP (conf/experiment/pipeline.yaml: widths [256, 256], tanh) on
 MNIST-shaped inputs (784 -> 10; the real mnist_t10k train images when the repo has them, else
@@ -378,11 +379,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pipeline", action="store_true", help="params.yaml settings instead of conf/analyze.yaml")
+    parser.add_argument("--activation", default="tanh", choices=["tanh", "relu"])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     x, y, source = mnist_batch(args.samples, args.seed)
     torch.manual_seed(args.seed)
-    model = mlp([784], 10, (256, 256), "tanh")
+    model = mlp([784], 10, (256, 256), args.activation)
     settings = settings_from(args)
     results: dict[str, object] = {}
 
@@ -399,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                                     settings.grid, settings.seed)),
         "new": arm("new", lambda: analyze_model(settings.problem(model, F.cross_entropy, (x, y)), settings)),
     }
-    print(f"analyze_model on the pipeline MLP 784-256-256-10 tanh, {args.samples} {source} samples, float32; "
+    print(f"analyze_model on the pipeline MLP 784-256-256-10 {args.activation}, {args.samples} {source} samples, "
+          f"float32; "
           f"settings: {settings}")
     print(machine_line())
     seconds = interleaved(arms, args.rounds, warmup=False)
@@ -407,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{name:4} CPU s per round: {' '.join(f'{v:.2f}' for v in values)}")
     new = results["new"]["analysis"]
     print(f"products: new full Hessian {new['global']['n_products_full_hessian']}, "
-          f"layer blocks {new['global']['n_products_layer_blocks']}")
+          f"layer blocks {new['global']['n_products_layer_blocks']}; trace: old {results['old']['trace']:.4f}, "
+          f"new {new['global']['trace']:.4f} +- {new['global']['trace_se']:.4f} ({new['global']['trace_method']})")
     problems = compare(results["old"], results["new"], tolerance=2e-3)
     print("agreement (2e-3 relative): " + ("lambda_max, block lambda_max, GN block, ||J|| all agree" if not problems
                                            else "; ".join(problems)))

@@ -5,7 +5,7 @@
 
 Both serve one shuffled epoch of normalized MNIST t10k images as [128, 1, 28, 28] float32
 batches with int64 labels:
-  ours         the mnist_t10k datamodule's train loader: the 8,000 train images normalized once
+  ours         the mnist_t10k datamodule's train loader: the 7,000 train images normalized once
                in memory, each batch gathered by index (``InMemoryLoader``)
   torchvision  a ``VisionDataset`` over the same uint8 image array doing what
                ``torchvision.datasets.MNIST`` does per sample (PIL image -> ``ToTensor`` ->

@@ -8,8 +8,10 @@ module, model, init, optimizer and schedule (their constructors check the rest).
 become the same one line through ``hydra_error``.
 """
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,8 +20,10 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from initlab import schema
 from initlab.locations import CONFIG_DIR, PROJECT_ROOT
 
-__all__ = ["CONFIG_DIR", "PROJECT_ROOT", "ConfigError", "hydra_error", "register_resolvers", "validate_config", "validate_with_data"]
+__all__ = ["CONFIG_DIR", "PROJECT_ROOT", "ConfigError", "check_overrides", "hydra_error", "register_resolvers", "validate_config",
+           "validate_with_data"]
 
+log = logging.getLogger(__name__)
 MAX_MESSAGE = 400
 # More steps than any run takes: the dry build checks schedules whose run length is not known yet.
 DRY_TOTAL_STEPS = 2**31 - 1
@@ -39,22 +43,42 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
 
 
+# Hydra's composition errors -> (key, value, what is allowed) of the one-line form.
+HYDRA_MESSAGES = (
+    (re.compile(r"Could not override '(?P<key>[^']+)'\.\s+To append to your config use \+(?P=key)=(?P<value>.*?)\s*$", re.M),
+     "unknown key (an existing key is set without '+', a new one with '+': +{key}=...)"),
+    (re.compile(r"Could not append to config\. An item is already at '(?P<key>[^']+)'"),
+     "already in the config: set it without '+' ({key}=...)"),
+    (re.compile(r"Could not (?:override|delete|append to) '(?P<key>[^']+)'"), "is not a key or group of this config"),
+)
+
+
 def hydra_error(err: Exception) -> ConfigError:
-    """A Hydra/OmegaConf composition error as one line (valid choices for a group)."""
+    """A Hydra/OmegaConf composition error as one line, in the ``<key>: got <value>, <allowed>`` form where it names a key."""
     missing = re.search(r"Could not find '(.+?)'", str(err))
     if missing and getattr(err, "options", None):
         group, _, option = missing.group(1).rpartition("/")
         return ConfigError(schema.problem(group, option, f"must be one of {sorted(err.options)}"))
+    for pattern, allowed in HYDRA_MESSAGES:
+        if found := pattern.search(str(err)):
+            value = found.groupdict().get("value")
+            value = f"+{found['key']}=..." if value is None else value
+            return ConfigError(schema.problem(found["key"], value, allowed.format(**found.groupdict())))
     cause = f" ({str(err.__cause__).splitlines()[0]})" if isinstance(err.__cause__, OmegaConfBaseException) else ""
     return ConfigError(f"{str(err).split('See https://')[0]}{cause}".replace("full_key:", "key:"))
 
 
-def _data_choice(cfg: DictConfig) -> str:
-    """The data option's name (``digits``), for messages about the dataset."""
+def _choice(cfg: DictConfig, group: str) -> str:
+    """The option chosen for ``group`` (``digits``, ``momentum``), for messages about it."""
     from hydra.core.hydra_config import HydraConfig
 
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else OmegaConf.select(cfg, "hydra.runtime.choices", default={})
-    return str(choices.get("data") or OmegaConf.select(cfg, "data._target_", default="data")).rpartition(".")[2]
+    return str(choices.get(group) or OmegaConf.select(cfg, f"{group}._target_", default=group)).rpartition(".")[2]
+
+
+def _data_choice(cfg: DictConfig) -> str:
+    """The data option's name (``digits``), for messages about the dataset."""
+    return _choice(cfg, "data")
 
 
 def _plain(cfg: DictConfig) -> dict[str, Any]:
@@ -74,32 +98,149 @@ def _raise_first(problems: Iterable[str]) -> None:
         raise ConfigError(first)
 
 
-def _problems(cfg: DictConfig, plain: dict[str, Any]) -> Iterator[str]:
-    """Every problem, cheapest check first; consumed lazily, so a typo never imports torch."""
+# Config groups whose option may be a list (several composed at once); every other group takes one option.
+LIST_GROUPS = ("logger",)
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def _group_options(key: str, config_dirs: list[Path]) -> list[str] | None:
+    """The options of config group ``key`` (e.g. ``init/bias``), None when ``key`` is not a group."""
+    folders = [d / key for d in config_dirs if (d / key).is_dir()]
+    return sorted({p.stem for f in folders for p in f.glob("*.yaml")}) if folders else None
+
+
+def _override_problems(override: Any, multirun: bool, config_dirs: list[Path]) -> Iterator[str]:
+    """What is wrong with one parsed override, judged on its text: no config is composed, nothing is imported."""
+    key = override.key_or_group
+    if override.is_delete() or override.package:
+        return
+    if not key:
+        yield schema.problem("override", override.input_line, "must be key=value with a non-empty key")
+        return
+    try:
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+    except Exception:  # a glob over a group's options: Hydra expands it itself
+        return
+    if override.is_sweep_override() and multirun and not values:
+        yield schema.problem(key, override.input_line.partition("=")[2], "is a sweep with no values")
+    options = _group_options(key, config_dirs)
+    for value in values:
+        if options is None:
+            yield from schema.target_problems(_nest(key, value))
+            # A sweep's values are checked per job (a bad one fails its job, the others run), an interpolation once
+            # resolved, ??? once composed.
+            if not override.is_sweep_override() and "${" not in str(value) and value != "???":
+                yield from schema.value_problems(_nest(key, value))
+        elif not (isinstance(value, str) or (key in LIST_GROUPS and isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            several = f" (only {', '.join(LIST_GROUPS)} composes a list of options)" if isinstance(value, list) else ""
+            yield schema.problem(key, value, f"must be one option of {options}{several}")
+
+
+def check_overrides(args: list[str]) -> None:
+    """Check the command line before Hydra composes it, makes the run dir, sets up logging or instantiates callbacks.
+
+    Judged on the text, so in well under a second: Hydra's syntax, ``_target_`` values against the
+    allowlist (``hydra.callbacks`` included, which Hydra instantiates before the composed config
+    reaches any check), group options (one name; a list only where several compose), sweeps that
+    expand to nothing, and the schema's rules for every key set to a plain value (``hydra.run.dir``,
+    ``task_name``, log levels, ...).
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    known, _ = get_args_parser().parse_known_args(args)
+    parser, parsed = OverridesParser.create(), []
+    for text in known.overrides:
+        key, _, value = text.partition("=")
+        if value and len(key.lstrip("+~")) > schema.MAX_NAME:
+            raise ConfigError(schema.problem(key.lstrip("+~"), value, f"unknown key (keys are at most {schema.MAX_NAME} characters)"))
+        try:
+            parsed += parser.parse_overrides([text])
+        except OverrideParseException as err:
+            reason = " ".join(str(err).split("See https://")[0].split())
+            raise ConfigError(schema.problem(key or "override", value, f"cannot be parsed: {reason} (quote values with special characters)")) from None
+    config_dirs = [CONFIG_DIR, *([Path(known.config_dir)] if known.config_dir else [])]
+    _raise_first(p for o in parsed for p in _override_problems(o, bool(known.multirun), config_dirs))
+
+
+def _problems(cfg: DictConfig, plain: dict[str, Any], data_files: bool = False) -> Iterator[str]:
+    """Every problem, cheapest check first; consumed lazily, so a typo never imports torch, and no target is
+    imported before all of them passed the allowlist."""
+    yield from schema.target_problems(plain)
     yield from schema.key_problems(plain)
     yield from schema.value_problems(plain)
     yield from schema.cross_problems(plain, _data_choice(cfg))
+    yield from _dataset_fact_problems(plain, _data_choice(cfg))
     for path, node in schema.target_nodes(plain):
         yield from schema.signature_problems(path, node)
     yield from schema.device_problems(plain)
+    if data_files:
+        yield from _data_file_problems(plain, _data_choice(cfg))
+    _floats_where_declared(cfg, plain)
     yield from _build_problems(cfg)
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise ConfigError on the first problem of ``cfg``."""
-    _raise_first(_problems(cfg, _plain(cfg)))
+def validate_config(cfg: DictConfig, data_files: bool = False) -> None:
+    """Raise ConfigError on the first problem of ``cfg``; an integer where a target declares a float becomes that float.
+    ``data_files``: also check that the dataset's files are there or can be downloaded now (what the apps do)."""
+    _raise_first(_problems(cfg, _plain(cfg), data_files))
+
+
+def _data_file_problems(plain: dict[str, Any], data_choice: str) -> list[str]:
+    """A downloadable dataset whose files are missing and cannot be fetched (download=false, no network), in
+    seconds and without torch: before this, a run imported Lightning and waited on torchvision's download retries."""
+    from initlab.data.sources import availability_problem
+
+    reason = availability_problem(data_choice, plain.get("data") or {})
+    return [f"data: {reason}"] if reason else []
+
+
+def _dataset_fact_problems(plain: dict[str, Any], data_choice: str) -> list[str]:
+    """``data.input_shape`` / ``data.num_classes`` are facts of the dataset (as its shipped option says), not settings."""
+    option = CONFIG_DIR / "data" / f"{data_choice}.yaml"
+    data = plain.get("data") if isinstance(plain.get("data"), dict) else {}
+    shipped = OmegaConf.load(option) if option.is_file() else OmegaConf.create()
+    problems = []
+    for key, what in schema.DATA_FACTS.items():
+        if key not in shipped or OmegaConf.is_interpolation(shipped, key) or key not in data:
+            continue
+        fact = OmegaConf.to_object(shipped[key]) if OmegaConf.is_config(shipped[key]) else shipped[key]
+        if data[key] != fact:
+            allowed = f"is a fact of the dataset, not a setting: data={data_choice} has {what.format(fact)}"
+            problems.append(schema.problem(f"data.{key}", data[key], allowed))
+    return problems
+
+
+def _floats_where_declared(cfg: DictConfig, plain: dict[str, Any]) -> None:
+    """An integer given where the target's signature says ``float`` becomes that float (``optim.rho1=0``: torch's
+    Adam refuses betas that mix an int and a float)."""
+    for path, node in schema.target_nodes(plain):
+        params, _ = schema.parameters(node["_target_"])
+        parent = OmegaConf.select(cfg, path)
+        for key, value in node.items():
+            if schema.is_int(value) and schema.wants_float(params.get(key)) and not OmegaConf.is_interpolation(parent, key):
+                parent[key] = float(value)
 
 
 def _build_problems(cfg: DictConfig) -> list[str]:
-    """Construct data module (nothing loaded), model, init on noise, optimizer and schedule once."""
+    """Construct model, init on noise, optimizer, schedule, the checkpoint's fit and the data module (nothing loaded)
+    once; the data module last, since its class imports Lightning (seconds)."""
     parts = _build_steps(cfg)
     built: dict[str, Any] = {}
     for group, build in parts.items():
         if group in cfg:
             try:
                 built[group] = build(built)
+            except ConfigError as err:
+                return [str(err)]
             except Exception as err:
-                return [f"{group}: {_reason(err)}"]
+                return [schema.problem(group, _choice(cfg, group), _reason(err))]
     return []
 
 
@@ -119,15 +260,32 @@ def _build_steps(cfg: DictConfig) -> dict[str, Callable[[dict[str, Any]], Any]]:
         return initializer
 
     def optimizer(built: dict[str, Any]) -> Any:
+        from initlab.training.build import optimizer_node
+
         lr = {"lr": 1.0} if cfg.optim.get("lr") == "auto" else {}
-        return instantiate(cfg.optim, **lr)(built["model"].parameters())
+        return instantiate(optimizer_node(cfg.optim), **lr)(built["model"].parameters())
+
+    def checkpoint(built: dict[str, Any]) -> Path | None:
+        from initlab.training.checkpoints import check_fit, resume_path
+
+        path = resume_path(cfg.ckpt_path, Path(cfg.paths.output_dir))
+        if path is not None:
+            check_fit(path, built["model"], built.get("optim"))
+        return path
+
+    def analysis(built: dict[str, Any]) -> None:
+        count = sum(p.numel() for p in built["model"].parameters())
+        if cfg.analysis.get("k_top", 1) >= count:
+            raise ConfigError(schema.problem("analysis.k_top", cfg.analysis.k_top, f"must be < the model's {count} parameters"))
 
     return {
-        "data": lambda built: instantiate(cfg.data),
         "model": lambda built: instantiate_model(cfg.model),
         "init": init,
         "optim": optimizer,
         "sched": lambda built: instantiate(cfg.sched)(built["optim"], total_steps=DRY_TOTAL_STEPS),
+        "ckpt_path": checkpoint,
+        "analysis": analysis,
+        "data": lambda built: instantiate(cfg.data),
     }
 
 
@@ -136,6 +294,14 @@ def _reason(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return str(err)
+
+
+def _given(key: str) -> bool:
+    """Whether the command line set ``key`` (rather than the config's default)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    return any(o.lstrip("+~").partition("=")[0] == key for o in overrides)
 
 
 def validate_with_data(cfg: DictConfig, datamodule: Any, total_steps: int) -> None:
@@ -147,9 +313,12 @@ def validate_with_data(cfg: DictConfig, datamodule: Any, total_steps: int) -> No
     train_size = len(datamodule.train_data.y)
     limit = f" with data.limit_train={cfg.data.limit_train}" if cfg.data.get("limit_train") else ""
     problems = []
-    if cfg.init_batch_size > train_size:
+    if cfg.init_batch_size > train_size and _given("init_batch_size"):
         allowed = f"must be <= {train_size}: data={choice}{limit} has {train_size} training samples"
         problems.append(schema.problem("init_batch_size", cfg.init_batch_size, allowed))
+    elif cfg.init_batch_size > train_size:  # the default asks for at most its count: a small split gives what it has
+        log.info("init_batch_size: %d -> %d, the training samples of data=%s%s", cfg.init_batch_size, train_size, choice, limit)
+        cfg.init_batch_size = train_size
     for key, what in schema.DATA_FACTS.items():
         actual = getattr(datamodule, key)
         actual = list(actual) if isinstance(actual, tuple) else actual
@@ -172,4 +341,4 @@ def validate_with_data(cfg: DictConfig, datamodule: Any, total_steps: int) -> No
         try:
             instantiate(cfg.sched)(optimizer, total_steps=total_steps)
         except Exception as err:
-            raise ConfigError(f"sched: {_reason(err)} (the run has {total_steps} optimizer steps)") from None
+            raise ConfigError(schema.problem("sched", _choice(cfg, "sched"), f"{_reason(err)} (the run has {total_steps} optimizer steps)")) from None

@@ -4,8 +4,8 @@ The single source of truth for paths. Configs: ``./conf`` of the working directo
 ``train.yaml`` (a checkout, a DVC experiment copy: they run their own configs), else the configs
 shipped inside the installed package (``initlab/conf``), else those of the source checkout this
 package was imported from (an editable install). Runs write ``data/`` and ``logs/`` under
-``PROJECT_ROOT``: the folder holding the configs in use, or the working directory when those are
-the package's own (a ``pip install``-ed initlab never writes into site-packages).
+``PROJECT_ROOT``, the working directory, whichever configs are in use: a ``pip install``-ed initlab
+never writes into site-packages, an editable one never into its checkout when run from elsewhere.
 """
 
 from pathlib import Path
@@ -21,10 +21,5 @@ def find_config_dir(cwd: Path) -> Path:
     return next((c.resolve() for c in candidates if (c / ROOT_CONFIG).is_file()), candidates[1])
 
 
-def find_project_root(config_dir: Path, cwd: Path) -> Path:
-    """The folder that holds ``config_dir``; the working directory for the package's own configs."""
-    return cwd.resolve() if config_dir.is_relative_to(PACKAGE_DIR) else config_dir.parent
-
-
 CONFIG_DIR = find_config_dir(Path.cwd())
-PROJECT_ROOT = find_project_root(CONFIG_DIR, Path.cwd())
+PROJECT_ROOT = Path.cwd().resolve()

@@ -15,6 +15,8 @@ import importlib.util
 import inspect
 import math
 import os
+import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +33,24 @@ UINT32_MAX = 2**32 - 1  # numpy and torch seeds
 LR_FLOOR = 1e-12
 MAX_NAME = 255  # file-name limit: names, tags and path components end up in file names
 MAX_PATH = 4096
+PATH_SHOWN = 240  # characters of a path a one-line message keeps (400 in all)
+# The largest learning rate accepted: past any rate that trains (the divergence monitor stops far below it),
+# and far from float32's overflow (3.4e38), where a larger one crashes a step instead of diverging.
+LR_CEIL = 1e6
+# What a `_target_` may name (README "Threat model"): the objects initlab's configs instantiate, and everything
+# under them. Checked on the text before anything is imported. Narrower than whole packages on purpose: torch.hub.load,
+# torch.load and initlab's file writers are callables too. Container entries (callbacks, loggers) must be classes.
+TARGETS = (
+    "initlab.data", "initlab.models", "initlab.init", "initlab.optim", "initlab.training.callbacks", "initlab.training.loggers",
+    "initlab.analysis.report.AnalysisSettings", "initlab.cli.sweep.SweepSummary",
+    "torch.nn", "torch.optim",
+    *(f"{lightning}.{part}" for lightning in ("pytorch_lightning", "lightning.pytorch")
+      for part in ("Trainer", "callbacks", "loggers", "strategies", "plugins", "profilers", "accelerators")),
+    "hydra._internal.core_plugins", "hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher",
+    "hydra_plugins.hydra_optuna_sweeper", "optuna.samplers",
+)
+DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET", 50, 40, 30, 20, 10, 0)
 
 # Top-level nodes: a node with a _target_ each, except the containers (named nodes with a _target_
 # each) and the plain nodes (every key declared in RULES).
@@ -39,7 +59,7 @@ CONTAINERS = ("callbacks", "logger")
 PLAIN_GROUPS = ("paths", "lr_find")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -49,11 +69,12 @@ def _is_number(value: Any) -> bool:
 
 def integer(low: int, high: int | None = None) -> Rule:
     text = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    return (lambda v: _is_int(v) and v >= low and (high is None or v <= high)), text
+    return (lambda v: is_int(v) and v >= low and (high is None or v <= high)), text
 
 
-def number(low: float, strict: bool = True) -> Rule:
-    return (lambda v: _is_number(v) and (v > low if strict else v >= low)), f"a number {'>' if strict else '>='} {low:g}"
+def number(low: float, strict: bool = True, high: float | None = None) -> Rule:
+    text = f"a number {'>' if strict else '>='} {low:g}" + ("" if high is None else f" and <= {high:g}")
+    return (lambda v: _is_number(v) and (v > low if strict else v >= low) and (high is None or v <= high)), text
 
 
 def choice(*options: Any) -> Rule:
@@ -82,8 +103,48 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_PATH and all(len(p) <= MAX_NAME for p in value.split(os.sep))
 
 
+def _existing_part(path: str) -> Path:
+    """The deepest existing folder or file on ``path`` (what a mkdir would start from)."""
+    current = Path(path).absolute()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def _is_dir(value: Any) -> bool:
+    """A path whose existing part is a folder (so mkdir can make the rest): ``/dev/null/x`` or a file is not."""
+    return _is_path(value) and "${" not in value and _existing_part(value).is_dir()
+
+
+def _is_writable_dir(value: Any) -> bool:
+    return _is_dir(value) and os.access(_existing_part(value), os.W_OK | os.X_OK)
+
+
+def _is_name(value: Any) -> bool:
+    """One path component: names that end up as file or folder names must not climb out of their folder."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME and "/" not in value and "\\" not in value \
+        and value not in (".", "..") and "\0" not in value
+
+
+DURATION = re.compile(r"(\d+):(\d+):(\d+):(\d+)")
+
+
+def _is_duration(value: Any) -> bool:
+    """Lightning's ``max_time``: ``DD:HH:MM:SS`` or a dict of timedelta fields, longer than zero."""
+    if isinstance(value, str) and (match := DURATION.fullmatch(value)):
+        return any(int(part) for part in match.groups())
+    fields = ("days", "hours", "minutes", "seconds")
+    return isinstance(value, dict) and bool(value) and set(value) <= set(fields) and all(_is_number(v) and v >= 0 for v in value.values()) \
+        and sum(value.values()) > 0
+
+
 BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
 PATH: Rule = (_is_path, f"a path (at most {MAX_PATH} characters, {MAX_NAME} per component)")
+DIR: Rule = (_is_dir, "a folder path whose existing part is a folder (not a file)")
+WRITABLE_DIR: Rule = (_is_writable_dir, "a folder path whose existing part is a writable folder")
+NAME: Rule = (_is_name, f"a plain name (no '/', not '.' or '..', at most {MAX_NAME} characters): it names a file or folder")
+DURATION_RULE: Rule = (_is_duration, "a duration longer than zero ('DD:HH:MM:SS' or {days,hours,minutes,seconds})")
+LR = number(LR_FLOOR, strict=False, high=LR_CEIL)
 SEED = integer(0, UINT32_MAX)
 POSITIVE = number(0)
 BATCHES = optional(either(integer(1), ((lambda v: isinstance(v, float) and 0 < v <= 1), "a fraction in (0, 1]")))
@@ -93,20 +154,23 @@ HALF_PRECISIONS = ("16-mixed", "16-true", "16", 16)  # float16: the CPU cannot r
 # Glob pattern of dotted keys -> (predicate, what is allowed). Every top-level key of a root
 # config (conf/train.yaml, analyze.yaml, lr_find.yaml) that is not a group is declared here.
 RULES: dict[str, Rule] = {
-    "task_name": text(),
+    "task_name": NAME,
     "seed": SEED,
     "*.seed": SEED,
     "init_batch_size": integer(1),
-    "lr_auto_scale": POSITIVE,
+    "lr_auto_scale": number(0, high=LR_CEIL),
     "ckpt_path": optional(PATH),
     "test": BOOL,
+    "print_config": BOOL,
     "tags": list_of(text(64), min_len=0),  # W&B's limit on a tag
     "num_samples": either(integer(1), choice("all")),
     "device": choice("cpu", "cuda", "auto"),
     "dtype": choice("float32", "float64"),
-    "paths.*": PATH,
-    "lr_find.min_lr": number(LR_FLOOR, strict=False),
-    "lr_find.max_lr": number(LR_FLOOR, strict=False),
+    "paths.*": DIR,
+    "paths.log_dir": WRITABLE_DIR,
+    "paths.output_dir": WRITABLE_DIR,
+    "lr_find.min_lr": LR,
+    "lr_find.max_lr": LR,
     "lr_find.num_steps": integer(1),
     "lr_find.mode": choice("exponential", "linear"),
     "lr_find.early_stop_threshold": optional(POSITIVE),
@@ -129,7 +193,8 @@ RULES: dict[str, Rule] = {
     "model.channels": list_of(integer(1)),
     "model.kernel_size": integer(1),
     "model.compile": BOOL,
-    "optim.lr": either(choice("auto"), number(LR_FLOOR, strict=False)),
+    "optim.lr": either(choice("auto"), LR),
+    "optim.lr_refresh": optional(integer(1)),
     "sched.warmup_steps": integer(0),
     "sched.tau": optional(POSITIVE),
     "sched.step_size": optional(integer(1)),
@@ -142,22 +207,39 @@ RULES: dict[str, Rule] = {
     "trainer.check_val_every_n_epoch": optional(integer(1)),
     "trainer.gradient_clip_val": optional(POSITIVE),
     "trainer.limit_*_batches": BATCHES,
+    "trainer.max_time": optional(DURATION_RULE),
     "callbacks.*.max_loss_ratio": number(1),
     "callbacks.*.every_n_steps": integer(1),
     "callbacks.*.check_every_n_steps": integer(1),
     "callbacks.*.refresh_rate": integer(0),
     "callbacks.*.num_samples": integer(1),
     "callbacks.*.tol": POSITIVE,
+    "callbacks.*.filename": optional(NAME),
     "logger.*.mode": choice("offline", "online", "disabled"),
+    "logger.*.project": NAME,
+    "logger.csv.name": NAME,
+    "logger.csv.version": optional(either(integer(0), NAME)),
     "analysis.k_top": integer(1),
     "analysis.tol": POSITIVE,
-    "analysis.trace_probes": integer(1),
+    "analysis.trace_probes": integer(2),  # a standard error needs two probes
     "analysis.slq_probes": integer(1),
     "analysis.slq_steps": integer(2),
     "analysis.grid": integer(2),
     "analysis.jacobian_tol": POSITIVE,
     "analysis.batch_size": integer(1),
+    "analysis.max_device_bytes": optional(integer(0)),
+    # Hydra's own node, checked on the command line before Hydra makes the run dir or sets up logging.
+    "hydra.run.dir": WRITABLE_DIR,
+    "hydra.sweep.dir": WRITABLE_DIR,
+    "hydra.sweep.subdir": NAME,
+    "hydra.job.name": NAME,
+    "hydra.*_logging.*level": choice(*LOG_LEVELS),
+    "hydra.sweeper.n_trials": integer(1),
+    "hydra.sweeper.n_jobs": integer(1),
+    "hydra.launcher.n_jobs": either(integer(1), choice(-1)),
 }
+# Keys whose value is a file or folder the run writes: it must lie inside the run dir (``paths.output_dir``).
+CONFINED = ("callbacks.*.dirpath", "callbacks.*.path", "logger.*.save_dir")
 
 Leaf = tuple[str, Any]
 
@@ -169,9 +251,10 @@ def show(value: Any, limit: int = 60) -> str:
 
 
 def problem(key: str, value: Any, allowed: str) -> str:
-    """The one line of every config error: ``<key>: got <value>, <what is allowed>``."""
+    """The one line of every config error: ``<key>: got <value>, <what is allowed>`` (values cut at 60 characters, paths
+    at :data:`PATH_SHOWN`: the end of a path says most)."""
     key = key if len(key) <= 80 else f"{key[:80]}... ({len(key)} characters)"
-    return f"{key}: got {show(value)}, {allowed}"
+    return f"{key}: got {show(value, PATH_SHOWN if isinstance(value, str) and os.sep in value else 60)}, {allowed}"
 
 
 def rules_for(key: str) -> list[Rule]:
@@ -217,6 +300,48 @@ def key_problems(cfg: dict[str, Any]) -> list[str]:
     return problems
 
 
+def target_allowed(target: Any) -> bool:
+    """Whether ``target`` is a dotted name under :data:`TARGETS` (text only: nothing is imported)."""
+    return isinstance(target, str) and bool(DOTTED.fullmatch(target)) and any(target == t or target.startswith(f"{t}.") for t in TARGETS)
+
+
+def _names_class(target: str) -> bool:
+    """Whether ``target`` is defined as a class, read from source (an unreadable definition counts as one)."""
+    module, _, name = target.rpartition(".")
+    found = _definition(module, name)
+    return found is None or isinstance(found[1], ast.ClassDef | ast.Assign)
+
+
+def target_problems(node: Any, path: str = "") -> list[str]:
+    """Every ``_target_`` anywhere in ``node`` (nested dicts and lists) against the allowlist, before any import.
+
+    Hydra instantiates nested targets too, so a node inside a list or under an ordinary key counts;
+    an entry of ``callbacks``, ``logger`` or ``hydra.callbacks`` must name a class (a function there
+    would just be called with the config's arguments).
+    """
+    problems = []
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    if isinstance(node, dict) and "_target_" in node:
+        target, where = node["_target_"], f"{path}._target_" if path else "_target_"
+        if not target_allowed(target):
+            problems.append(problem(where, target, "must be under initlab, torch.nn/optim, Lightning or a shipped Hydra plugin "
+                                                   "(allowlisted targets: README, Threat model)"))
+        elif re.fullmatch(r"(hydra\.callbacks|callbacks|logger)\.[^.]+", path) and not _names_class(target):
+            problems.append(problem(where, target, "must name a class (a callback or logger), not a function"))
+    for key, child in children:
+        problems += target_problems(child, f"{path}.{key}" if path else str(key))
+    return problems
+
+
+def nodes(node: Any, path: str = "") -> Iterator[Leaf]:
+    """(dotted key, value) of every node of a plain container, dicts included, depth first."""
+    if path:
+        yield path, node
+    if isinstance(node, dict):
+        for key, child in node.items():
+            yield from nodes(child, f"{path}.{key}" if path else str(key))
+
+
 def _finite(value: Any) -> bool:
     if isinstance(value, list):
         return all(_finite(v) for v in value)
@@ -226,8 +351,10 @@ def _finite(value: Any) -> bool:
 def value_problems(cfg: dict[str, Any]) -> list[str]:
     """NaN/inf anywhere, over-long strings anywhere, then every rule that names the key."""
     problems = []
-    for path, value in leaves(cfg):
-        if not _finite(value):
+    for path, value in nodes(cfg):
+        if isinstance(value, dict):  # a rule names a scalar or list: a node where one is meant is wrong
+            problems += [problem(path, value, f"must be {allowed}") for check, allowed in rules_for(path) if not check(value)][:1]
+        elif not _finite(value):
             problems.append(problem(path, value, "must be finite (no nan or inf)"))
         elif isinstance(value, str) and len(value) > MAX_PATH:
             problems.append(problem(path, value, f"must be at most {MAX_PATH} characters"))
@@ -256,10 +383,22 @@ def cross_problems(cfg: dict[str, Any], data_choice: str) -> list[str]:
     if bias_scheme(cfg.get("init") or {}) == "output_marginals" and model.get("bias") is False:
         allowed = "needs an output layer with a bias: set model.bias=true or pick another init/bias"
         problems.append(problem("init.bias", "output_marginals", allowed))
+    output_dir = (cfg.get("paths") or {}).get("output_dir")
+    for path, value in leaves(cfg) if isinstance(output_dir, str) else ():
+        if any(fnmatchcase(path, pattern) for pattern in CONFINED) and isinstance(value, str) and not _inside(value, output_dir):
+            problems.append(problem(path, value, f"must lie inside the run dir {output_dir}"))
+    optim = cfg.get("optim") or {}
+    if optim.get("lr_refresh") is not None and optim.get("lr") != "auto":
+        problems.append(problem("optim.lr_refresh", optim["lr_refresh"], "needs optim.lr=auto (it re-estimates the auto lr)"))
     finder = cfg.get("lr_find") or {}
     if _is_number(finder.get("min_lr")) and _is_number(finder.get("max_lr")) and finder["min_lr"] >= finder["max_lr"]:
         problems.append(problem("lr_find.min_lr", finder["min_lr"], f"must be < lr_find.max_lr ({finder['max_lr']})"))
     return problems
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` resolves (symlinks and ``..`` followed) to ``folder`` or below it."""
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -272,7 +411,7 @@ def _matches(value: Any, annotation: Any) -> bool:
     checks: dict[Any, Callable[[Any], bool]] = {
         type(None): lambda v: v is None,
         bool: lambda v: isinstance(v, bool),
-        int: _is_int,
+        int: is_int,
         float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         str: lambda v: isinstance(v, str),
         list: lambda v: isinstance(v, list),
@@ -281,6 +420,13 @@ def _matches(value: Any, annotation: Any) -> bool:
     }
     check = checks.get(origin or annotation)
     return check is None or check(value)
+
+
+def wants_float(annotation: Any) -> bool:
+    """Whether a type hint is ``float`` or ``float | None`` (an int given there is meant as that float)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return set(typing.get_args(annotation)) == {float, type(None)}
+    return annotation is float
 
 
 def _describe(annotation: Any) -> str:
@@ -459,7 +605,14 @@ def _select(cfg: dict[str, Any], key: str) -> Any:
     return node
 
 
+# Device nodes of the GPU drivers torch.cuda can use on Linux (NVIDIA, AMD ROCm, WSL2): without any, there is no
+# CUDA device, and saying so does not need the seconds of importing torch.
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
 def _cuda_devices() -> int:
+    if sys.platform.startswith("linux") and not any(os.path.exists(node) for node in GPU_DEVICE_NODES):
+        return 0
     import torch
 
     return torch.cuda.device_count()
@@ -486,7 +639,7 @@ def device_problems(cfg: dict[str, Any]) -> list[str]:
         return [problem("trainer.accelerator", accelerator, "needs a CUDA device and this machine has none (use trainer=cpu)")]
     available, unit = (gpus, "CUDA devices") if on_gpu else (os.cpu_count() or 1, "CPU cores")
     requested = len(devices) if isinstance(devices, list) else devices
-    if _is_int(requested) and requested > available:
+    if is_int(requested) and requested > available:
         return [problem("trainer.devices", devices, f"must be <= {available}: this machine has {available} {unit}")]
     if not on_gpu and precision in HALF_PRECISIONS:
         return [problem("trainer.precision", precision, "must be 32-true, 64-true or bf16-mixed on the CPU (no float16 there)")]

@@ -1,20 +1,30 @@
-"""Summary statistics over seeds: mean, sample std and 95% confidence intervals.
+"""Summary statistics over seeds: mean, sample std, 95% confidence intervals and the tests behind them.
 
 One helper for everything that aggregates repeated runs (``initlab.aggregate``, the pipeline's
 tables and the claims report), so a mean, a std and an interval mean the same thing everywhere.
 Non-finite values (failed or diverged runs) are dropped and counted out of ``n``.
+
+The claims report also needs, for each interval, the p-value of the decision it supports (the
+interval lies inside a region, or outside it), Holm-Bonferroni over a family of such decisions, and
+the smallest difference a design of n seeds detects: :func:`region_p_values`, :func:`holm`,
+:func:`min_detectable_difference`. A p-value here is the interval-inversion one: 1 minus the largest
+confidence level at which the two-sided interval still supports the decision, so "the 95% interval
+lies inside" and "p <= 0.05" are the same statement.
 """
 
 import math
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-__all__ = ["INTERVALS", "Interval", "bootstrap_interval", "finite", "interval", "mean_std", "t_interval"]
+__all__ = [
+    "INTERVALS", "Interval", "bootstrap_interval", "dkw_interval", "dkw_p_values", "finite", "holm", "interval", "mean_std",
+    "min_detectable_difference", "region_p_values", "t_interval",
+]
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,18 @@ def bootstrap_interval(
     kept = finite(values)
     if (empty := _degenerate(kept, "bootstrap", level)) is not None:
         return empty
-    data = np.asarray(kept)
-    rng = np.random.default_rng(seed)
-    draws = statistic(data[rng.integers(0, len(data), size=(resamples, len(data)))])
+    draws = _bootstrap_draws(kept, resamples, seed, statistic)
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     mean, std, n = mean_std(kept)
     return Interval(n, mean, std, float(low), float(high), "bootstrap", level)
+
+
+def _bootstrap_draws(kept: list[float], resamples: int = 10_000, seed: int = 0,
+                     statistic: Callable[[np.ndarray], np.ndarray] = lambda x: x.mean(axis=-1)) -> np.ndarray:
+    """``statistic`` of ``resamples`` resamples with replacement (seeded: the interval and its p-values use the same draws)."""
+    data = np.asarray(kept)
+    rng = np.random.default_rng(seed)
+    return statistic(data[rng.integers(0, len(data), size=(resamples, len(data)))])
 
 
 INTERVALS: dict[str, Callable[..., Interval]] = {"t": t_interval, "bootstrap": bootstrap_interval}
@@ -91,3 +107,83 @@ def interval(values: Iterable[Any], method: str = "t", level: float = 0.95) -> I
     if method not in INTERVALS:
         raise ValueError(f"interval method must be one of {sorted(INTERVALS)}, got {method!r}")
     return INTERVALS[method](values, level=level)
+
+
+# ---------------------------------------------------------------- decisions: p-values, Holm, power
+
+
+def _p_greater(values: Iterable[Any], bound: float, method: str) -> float:
+    """One-sided p-value of H0: mean <= ``bound`` (small when the values show mean > bound), by ``method``:
+    Student t, or the share of bootstrap means <= bound (the percentile interval's own tail)."""
+    if bound == -math.inf:
+        return 0.0
+    kept = finite(values)
+    if len(kept) < 2 or bound == math.inf:
+        return 1.0
+    if method == "bootstrap":
+        return float(np.mean(_bootstrap_draws(kept) <= bound))
+    mean, std, n = mean_std(kept)
+    if std == 0.0:
+        return 0.0 if mean > bound else 1.0
+    return float(scipy_stats.t.sf((mean - bound) / (std / math.sqrt(n)), n - 1))
+
+
+def _p_less(values: Iterable[Any], bound: float, method: str) -> float:
+    """One-sided p-value of H0: mean >= ``bound`` (the mirror image of :func:`_p_greater`)."""
+    return _p_greater([-v for v in finite(values)], -bound, method)
+
+
+def region_p_values(lows: Iterable[Any], highs: Iterable[Any], low: float, high: float, method: str = "t") -> tuple[float, float]:
+    """(p_inside, p_outside) for the region [low, high] (infinite bounds allowed), interval-inversion p-values.
+
+    ``lows`` / ``highs`` are the per-seed values at the lower / upper end of their resolution (the same list for
+    a plain statistic; a grid-valued one lies somewhere in [lows_i, highs_i]): inside needs the interval of
+    ``lows`` above ``low`` and that of ``highs`` below ``high``; outside needs ``highs`` below ``low`` or
+    ``lows`` above ``high``. Each one-sided p is doubled (a two-sided 95% interval has 2.5% in each tail)."""
+    lows, highs = finite(lows), finite(highs)
+    inside = 2 * max(_p_greater(lows, low, method), _p_less(highs, high, method))
+    outside = 2 * min(_p_less(highs, low, method) if low > -math.inf else 1.0, _p_greater(lows, high, method) if high < math.inf else 1.0)
+    return min(1.0, inside), min(1.0, outside)
+
+
+def dkw_interval(distance: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Interval for sup |F - G| given the Kolmogorov-Smirnov distance of n samples of F to G: the
+    Dvoretzky-Kiefer-Wolfowitz bound P(sup |F_n - F| > eps) <= 2 exp(-2 n eps^2) (Massart's constant)."""
+    eps = math.sqrt(math.log(2 / (1 - level)) / (2 * n))
+    return max(0.0, distance - eps), distance + eps
+
+
+def dkw_p_values(distance: float, n: int, high: float) -> tuple[float, float]:
+    """(p_inside, p_outside) of the region sup |F - G| <= ``high`` by the DKW bound (interval inversion, as
+    :func:`region_p_values`)."""
+    gap = high - distance
+    tail = min(1.0, 2 * math.exp(-2 * n * gap * gap))
+    return (tail, 1.0) if gap > 0 else (1.0, tail)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order: sorted ascending, p_(i) (m - i + 1), running
+    maximum, capped at 1; rejecting where adjusted p <= alpha controls the family-wise error at alpha."""
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def min_detectable_difference(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest distance between the mean and a region bound that n values of sample std ``std`` show with
+    probability ``power`` (one-sided t test at alpha / 2: the 95% interval's tail), from the noncentral t
+    distribution; inf when n < 2."""
+    if n < 2 or not math.isfinite(std):
+        return math.inf
+    if std == 0.0:
+        return 0.0
+    df = n - 1
+    critical = float(scipy_stats.t.ppf(1 - alpha / 2, df))
+    from scipy.optimize import brentq
+
+    shift = brentq(lambda nc: float(scipy_stats.nct.sf(critical, df, nc)) - power, 0.0, 100.0)
+    return shift * std / math.sqrt(n)

@@ -6,6 +6,7 @@ Imported as ``tests.analysis.curvature_oracles`` (the test folders are packages)
 import torch
 from torch import Tensor, nn
 
+from initlab.analysis import CurvatureOperator
 from initlab.models import mlp
 
 
@@ -65,3 +66,14 @@ def dense_gauss_newton(model: nn.Module, loss_fn, inputs: Tensor, targets: Tenso
     jac = torch.func.jacrev(outputs_of)(flat_params(model, names)).detach()
     h_z = torch.func.hessian(lambda z: loss_fn(z.reshape(out.shape), targets))(out.reshape(-1)).detach()
     return jac.T @ h_z @ jac
+
+
+class DenseOperator(CurvatureOperator):
+    """A known symmetric matrix as an operator (exact oracle for the solvers)."""
+
+    def __init__(self, matrix: Tensor) -> None:
+        self.matrix, self.dim, self.dtype = matrix, matrix.shape[0], matrix.dtype
+        self.device, self.settings = matrix.device, {}
+
+    def _product(self, v: Tensor) -> Tensor:
+        return self.matrix @ v

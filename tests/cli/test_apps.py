@@ -1,21 +1,31 @@
 """The other Hydra apps on the same config groups: analyze, lr_find, and curvature tracking in train."""
 
+import ast
 import csv
 import json
+import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from initlab.aggregate import OBJECTIVE, aggregate, direction
 from initlab.cli.analyze import analyze
-from initlab.cli.lr_find import lr_range_test
+from initlab.lr_find import lr_range_test
+from initlab.cli.sweep import name_objective
 from initlab.training.run import run_job, run_training
 from tests.conftest import FAST
 
+SRC = Path(__file__).resolve().parents[2] / "src" / "initlab"
+
 
 def test_analyze_writes_analysis_and_esd_at_init_and_from_a_checkpoint(compose_cfg, tmp_path):
-    train_cfg = compose_cfg([*FAST, "trainer.limit_train_batches=2"])
-    run_training(train_cfg)
-    ckpt = Path(train_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    from tests.analysis.test_app import trained_run
+
+    ckpt = trained_run(compose_cfg, [])
     results = []
     for extra in ([], [f"ckpt_path={ckpt}"]):
         cfg = compose_cfg(["num_samples=256", "analysis.trace_probes=10", "analysis.slq_probes=2", "analysis.slq_steps=20",
@@ -64,3 +74,84 @@ def test_lr_find_suggests_a_learning_rate_inside_the_range(compose_cfg):
     assert record["status"] == "done"
     assert 1e-4 <= result["suggested_lr"] <= 1.0 and len(result["lr"]) == len(result["loss"]) <= 30
     assert (Path(cfg.paths.output_dir) / "lr_find.png").stat().st_size > 1000
+
+
+def _sweep(root: Path, runs: list[tuple[str, int, float, float]]) -> Path:
+    """A sweep folder of metrics.json records: (override, seed, val loss, val acc) per job."""
+    for job, (override, seed, loss, acc) in enumerate(runs):
+        record = {"status": "done", "seed": seed, "overrides": [override, f"seed={seed}"],
+                  "train": {}, "val": {"loss": loss, "acc": acc}, "test": {}}
+        (root / str(job)).mkdir(parents=True)
+        (root / str(job) / "metrics.json").write_text(json.dumps(record))
+    return root
+
+
+def test_aggregate_ranks_by_the_objective_and_says_n_for_a_single_run(tmp_path):
+    # optim.lr=0.1 has the higher val accuracy but the higher mean val loss: the objective (val loss) picks 0.01
+    sweep = _sweep(tmp_path, [("optim.lr=0.1", 0, 0.50, 0.95), ("optim.lr=0.1", 1, 0.70, 0.93), ("optim.lr=0.01", 0, 0.40, 0.90)])
+    markdown = aggregate(sweep)["markdown"]
+    assert OBJECTIVE == "val/loss" and direction(OBJECTIVE) == "minimize"
+    assert ("Best configuration by lowest mean val/loss (the sweep's objective: Optuna minimizes the same): `optim.lr=0.01`, "
+            "val/loss = 0.4000 (n = 1)") in markdown
+    assert "0.4000 (n = 1)" in markdown and "+- 0.0000" not in markdown
+    two_seeds = f"0.6000 +- {math.sqrt(((0.5 - 0.6) ** 2 + (0.7 - 0.6) ** 2) / (2 - 1)):.4f}"  # sample std, n - 1 = 1
+    assert two_seeds in markdown
+
+
+def test_aggregate_counts_malformed_records_as_unreadable_and_keeps_the_other_runs(tmp_path):
+    sweep = _sweep(tmp_path, [("optim.lr=0.1", 0, 0.50, 0.95)])
+    for job, text in {"list": "[1, 2]", "null_val": json.dumps({"status": "done", "val": None}), "cut": '{"status": "do'}.items():
+        (sweep / job).mkdir()
+        (sweep / job / "metrics.json").write_text(text)
+    result = aggregate(sweep)
+    statuses = {row["run"]: row["status"] for row in result["rows"]}
+    assert statuses == {"0": "done", "list": "unreadable", "null_val": "done", "cut": "unreadable"}
+    assert "`optim.lr=0.1`, val/loss = 0.5000 (n = 1)" in result["markdown"]
+
+
+def test_optuna_optimizes_the_objective_and_its_results_name_it(compose_cfg, tmp_path):
+    cfg = compose_cfg(["hparams_search=optuna"])
+    assert cfg.hydra.sweeper.direction == direction(OBJECTIVE)
+    results = tmp_path / "optimization_results.yaml"
+    results.write_text("name: optuna\nbest_params:\n  optim.lr: 0.01\nbest_value: 0.4\n")
+    name_objective(results)
+    assert yaml.safe_load(results.read_text()) == {"name": "optuna", "best_params": {"optim.lr": 0.01}, "best_value": 0.4,
+                                                   "objective": f"minimize {OBJECTIVE}"}
+
+
+def test_train_returns_the_objective(compose_cfg):
+    cfg = compose_cfg(FAST)
+    returned = run_training(cfg)
+    record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    stage, name = OBJECTIVE.split("/")
+    assert returned == record[stage][name]
+
+
+def test_a_run_from_another_folder_writes_under_that_folder(tmp_path):
+    """The console script of this (editable) install, run where there is no conf/: logs/ and data/ land in the cwd."""
+    script = Path(sys.executable).parent / "initlab-train"
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "initlab.train"]
+    env = {**os.environ, "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*command, "debug=fast", "logger=none"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = list(tmp_path.glob("logs/train/runs/*/metrics.json"))
+    assert len(runs) == 1 and str(runs[0].parent) in result.stdout.splitlines()[-1]
+    assert (tmp_path / "data" / "processed").is_dir()
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_lr_find_imports_point_one_way():
+    """``cli/lr_find.py`` imports the app; the app never imports ``initlab.cli`` (issue 22, item 10): only its
+    ``__main__``, the ``python -m`` script nothing imports, calls the entry point."""
+    assert "initlab.lr_find" in _imported_modules(SRC / "cli" / "lr_find.py")
+    assert not {m for m in _imported_modules(SRC / "lr_find" / "__init__.py") if m.startswith("initlab.cli")}

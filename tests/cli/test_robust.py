@@ -18,7 +18,7 @@ from tests.conftest import FAST, run_cli
 
 # Issue 13's commands as a user types them: overrides -> the start of the one line on stderr.
 COMMANDS = {
-    "limit_train below the init batch": (["data.limit_train=10"], "init_batch_size: got 512, must be <= 10"),
+    "limit_train below the init batch": (["data.limit_train=10", "init_batch_size=64"], "init_batch_size: got 64, must be <= 10"),
     "check_val_every_n_epoch=0": (["trainer.check_val_every_n_epoch=0"], "trainer.check_val_every_n_epoch: got 0"),
     "seed beyond 2^32-1": (["seed=4294967296"], "seed: got 4294967296"),
     "nan init value": (["init=constant", "init.value=nan"], "init.value: got nan"),
@@ -37,7 +37,7 @@ COMMANDS = {
     "+sed": (["+sed=3"], "sed: got 3, unknown key"),
     "+optimizer.lr": (["+optimizer.lr=0.1"], "optimizer: got"),
     "unknown group option": (["init=nope"], "init: got 'nope', must be one of"),
-    "bad override syntax": (["optim.lr=="], "Error parsing override"),
+    "bad override syntax": (["optim.lr=="], "optim.lr: got '=', cannot be parsed"),
     "missing checkpoint": (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path"),
     "more CPU processes than cores": (["trainer=ddp", f"trainer.devices={(os.cpu_count() or 1) + 2}"], "trainer.devices: got"),
     **({"float16 on the CPU": (["trainer.precision=16-mixed"], "trainer.precision: got '16-mixed'"),
@@ -59,7 +59,7 @@ def test_a_bad_value_exits_2_in_seconds_before_lightning(tmp_path):
     start = time.perf_counter()
     result = run_cli(["train.py", "optim.lr=-1", "logger=none", f"paths.log_dir={tmp_path}"], cwd=tmp_path, timeout=120)
     assert result.returncode == 2
-    assert result.stderr == "initlab: optim.lr: got -1, must be 'auto' or a number >= 1e-12\n"
+    assert result.stderr == "initlab: optim.lr: got -1, must be 'auto' or a number >= 1e-12 and <= 1e+06\n"
     assert "CONFIG" not in result.stdout, "the config tree is printed only for a valid config"
     assert time.perf_counter() - start < 30  # about 1 s; generous for a loaded machine
 
@@ -189,3 +189,129 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert record["status"] == "done" and record["epochs"] == 2
     assert record["steps"] == 2 * 5  # 1,257 train samples / 2 ranks / batch 128 -> 5 steps per epoch
     assert record["val"]["acc"] > 0.5
+
+
+HOLD_LOCK = "import sys, time; from initlab.training.records import lock_run_dir; lock_run_dir(sys.argv[1]); print('held', flush=True); time.sleep(120)"
+
+
+def _hold(folder: Path) -> subprocess.Popen:
+    """Another process that holds ``folder``'s run-dir lock, as a running job would."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_one_writer_per_run_dir_and_the_lock_dies_with_its_process(tmp_path):
+    from initlab.training.records import RunDirBusy, lock_run_dir
+
+    holder = _hold(tmp_path)
+    with pytest.raises(RunDirBusy, match=f"pid {holder.pid}"):
+        lock_run_dir(tmp_path)
+    holder.kill()  # SIGKILL: no cleanup runs, the kernel drops the lock
+    holder.wait()
+    lock_run_dir(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_a_second_writer_into_a_busy_run_or_sweep_dir_exits_2_at_once(tmp_path, mode):
+    busy = tmp_path / "busy"
+    holder = _hold(busy)
+    try:
+        args = ["-m", "seed=1,2", f"hydra.sweep.dir={busy}"] if mode == "sweep" else [f"hydra.run.dir={busy}"]
+        result = run_cli(["train.py", *args, "logger=none", "debug=fast"], cwd=tmp_path, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    key = "hydra.sweep.dir" if mode == "sweep" else "hydra.run.dir"
+    assert result.returncode == 2 and result.stderr == f"initlab: {key}: got '{busy}', another initlab process (pid {holder.pid}) " \
+                                                       "is writing there; wait for it to end or pick another dir\n"
+    assert sorted(p.name for p in busy.iterdir()) == [".initlab.lock"], "the refused run wrote nothing there"
+
+
+def _tmpfs(folder: Path, size: str, *options: str) -> bool:
+    """Mount a small tmpfs at ``folder`` (root only); False where the machine does not allow it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+def _umount(folder: Path) -> None:
+    subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [*folder.rglob("*.part"), *folder.rglob("*.tmp"), *folder.rglob("*.tmp[0-9]*")]
+
+
+@pytest.mark.slow
+def test_full_disk_fails_in_one_line_leaves_no_partial_file_and_no_stale_record(tmp_path):
+    disk = tmp_path / "disk"
+    if not _tmpfs(disk, "20m"):
+        pytest.skip("cannot mount a tmpfs here (test_checkpoint_write_refused_by_the_disk covers it with a patched write)")
+    try:
+        run_dir = disk / "run"
+        ok = run_cli(["train.py", "logger=none", "debug=fast", f"hydra.run.dir={run_dir}", f"paths.data_dir={tmp_path / 'data'}"],
+                     cwd=tmp_path, timeout=300)
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        assert json.loads((run_dir / "metrics.json").read_text())["status"] == "done"
+        filler = disk / "filler"
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)  # until the disk is full
+        filler.write_bytes(filler.read_bytes()[: -256 * 1024])  # leave 256 kB: the run starts, its checkpoint does not fit
+        resumed = run_cli(["train.py", "logger=none", "debug=fast", "trainer.max_epochs=2", "ckpt_path=last",
+                           f"hydra.run.dir={run_dir}", f"paths.data_dir={tmp_path / 'data'}"], cwd=tmp_path, timeout=300)
+        assert resumed.returncode == 1, resumed.stderr[-2000:]
+        assert "Traceback" not in resumed.stdout + resumed.stderr
+        lines = [line for line in resumed.stderr.splitlines() if line.startswith("initlab: ")]
+        assert len(lines) == 1 and "No space left on device" in lines[0]
+        assert not _leftovers(run_dir)
+        record = run_dir / "metrics.json"
+        assert not record.exists() or json.loads(record.read_text())["status"] == "failed", "a stale 'done' survived"
+    finally:
+        _umount(disk)
+
+
+@pytest.mark.slow
+def test_read_only_run_dir_exits_2_in_one_line(tmp_path):
+    disk = tmp_path / "ro"
+    if not _tmpfs(disk, "1m", "ro"):
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        for args in ([f"hydra.run.dir={disk / 'run'}"], [f"paths.log_dir={disk}"]):
+            result = run_cli(["train.py", *args, "logger=none", "debug=fast"], cwd=tmp_path, timeout=120)
+            assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
+            assert result.stderr.startswith("initlab: ") and "writable" in result.stderr
+    finally:
+        _umount(disk)
+
+
+def test_checkpoint_write_refused_by_the_disk(compose_cfg, monkeypatch):
+    """Where no tmpfs can be mounted: the checkpoint write fails half-way with ENOSPC (patched), the run is failed, cleanly."""
+    import errno
+
+    from pytorch_lightning.plugins.io.torch_plugin import TorchCheckpointIO
+
+    def full_disk(self, checkpoint, path, storage_options=None):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"PK\x03\x04 the first bytes")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", full_disk)
+    cfg = compose_cfg([*FAST])
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True)
+    (output_dir / "metrics.json").write_text('{"status": "done"}')  # an earlier attempt's record
+    with pytest.raises(OSError, match="No space left"):
+        run_training(cfg)
+    record = json.loads((output_dir / "metrics.json").read_text())
+    assert record["status"] == "failed" and "No space left on device" in record["error"]
+    assert not _leftovers(output_dir)
+
+
+def test_a_disk_error_is_one_line():
+    import errno
+
+    from initlab.cli.common import disk_error
+
+    line = str(disk_error(OSError(errno.EROFS, "Read-only file system", "/x/run/metrics.json")))
+    assert line == "/x/run/metrics.json: got 'Read-only file system', needs a writable folder with free space (paths.log_dir, hydra.run.dir)"
+    assert disk_error(OSError(errno.ENOENT, "No such file")) is None

@@ -17,8 +17,9 @@ from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from initlab import schema
-from initlab.cli.common import check_override_keys, print_config_tree
-from initlab.config import CONFIG_DIR, PROJECT_ROOT, ConfigError, hydra_error, register_resolvers, validate_config, validate_with_data
+from initlab.cli.common import print_config_tree
+from initlab.config import (CONFIG_DIR, PROJECT_ROOT, ConfigError, check_overrides, hydra_error, register_resolvers, validate_config,
+                            validate_with_data)
 
 from tests.conftest import run_cli
 
@@ -29,7 +30,7 @@ TOO_MANY_CPU_PROCESSES = (os.cpu_count() or 1) + 1
 
 def compose_train(overrides: list[str], output_dir: Path = Path("/tmp/initlab-schema")) -> DictConfig:
     """``train.yaml`` composed like the CLI does; Hydra's errors as ConfigError."""
-    check_override_keys(overrides)
+    check_overrides(overrides)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -69,15 +70,15 @@ ISSUE_13 = {
     "zero val batches": (["trainer.limit_val_batches=0"], "trainer.limit_val_batches: got 0"),
     "negative log interval": (["trainer.log_every_n_steps=-1"], "trainer.log_every_n_steps: got -1"),
     "negative clip": (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val: got -1"),
-    "underflowing lr": (["optim.lr=1e-300"], "optim.lr: got 1e-300, must be 'auto' or a number >= 1e-12"),
+    "underflowing lr": (["optim.lr=1e-300"], "optim.lr: got 1e-300, must be 'auto' or a number >= 1e-12 and <= 1e+06"),
     "null epochs": (["trainer.max_epochs=null"], "trainer.max_epochs: got None, must be an integer >= 1"),
     "unknown top-level key lr": (["+lr=0.1"], "lr: got 0.1, unknown key (did you mean 'optim.lr'?)"),
     "unknown top-level key sed": (["+sed=3"], "sed: got 3, unknown key (did you mean 'seed'?)"),
     "unknown top-level node": (["+optimizer.lr=0.1"], "optimizer: got {'lr': 0.1}, unknown key (did you mean 'optim'?)"),
     "unknown group option": (["init=nope"], "init: got 'nope', must be one of ['constant',"),
-    "bad override syntax": (["optim.lr=="], "Error parsing override 'optim.lr=='"),
-    "+key that exists": (["+seed=3"], "Could not append to config. An item is already at 'seed'"),
-    "key without +": (["foo=3"], "Could not override 'foo'"),
+    "bad override syntax": (["optim.lr=="], "optim.lr: got '=', cannot be parsed"),
+    "+key that exists": (["+seed=3"], "seed: got '+seed=...', already in the config: set it without '+'"),
+    "key without +": (["foo=3"], "foo: got '3', unknown key"),
     "missing value": (["trainer.max_epochs=???"], "trainer.max_epochs: got '???', must be given a value"),
     "zero lr": (["optim.lr=0"], "optim.lr: got 0"),
     "lr of wrong type": (["optim.lr=fast"], "optim.lr: got 'fast'"),
@@ -90,13 +91,13 @@ ISSUE_13 = {
     "typo in a plain group": (["+lr_find.min=3"], "lr_find.min: got 3, unknown key (did you mean 'min_lr'?)"),
     "wrong type from the signature": (["trainer.deterministic=maybe"], "trainer.deterministic: got 'maybe', must be"),
     "typo in init key": (["+init.sdt=0.1"], "unknown init key(s) ['sdt']"),
-    "unknown activation": (["model.activation=swish"], "model: unknown activation 'swish'"),
+    "unknown activation": (["model.activation=swish"], "model: got 'mlp', unknown activation 'swish'"),
     "momentum out of range": (["optim=momentum", "optim.alpha=1.5"], "alpha must be in [0.0, 1.0)"),
-    "bad schedule value": (["sched=linear_decay", "sched.end_factor=-1"], "sched: end_factor"),
+    "bad schedule value": (["sched=linear_decay", "sched.end_factor=-1"], "sched: got 'linear_decay', end_factor"),
     "negative seed": (["seed=-1"], "seed: got -1"),
     "cnn too deep for 8x8": (["model=cnn", "model.channels=[4,4,4,4]"], "too small for 4 pooling stages"),
     "model/data shape mismatch": (["model.num_classes=5"], "model.num_classes: got 5, but data=digits has 10 classes"),
-    "unknown data device": (["data.device=tpu"], "data: unknown data device 'tpu'"),
+    "unknown data device": (["data.device=tpu"], "data: got 'digits', unknown data device 'tpu'"),
     "too many CPU processes": (["trainer=ddp", f"trainer.devices={TOO_MANY_CPU_PROCESSES}"], "trainer.devices: got"),
 }
 CPU_ONLY = {
@@ -182,7 +183,8 @@ class _Data:
 
 
 @pytest.mark.parametrize(("overrides", "data", "steps", "start"), [
-    (["data.limit_train=10"], _Data(10), 100, "init_batch_size: got 512, must be <= 10: data=digits with data.limit_train=10 has 10"),
+    (["data.limit_train=10", "init_batch_size=64"], _Data(10), 100,
+     "init_batch_size: got 64, must be <= 10: data=digits with data.limit_train=10 has 10"),
     (["sched.warmup_steps=50"], _Data(1257), 5, "sched.warmup_steps: got 50, must be < the run's 5 optimizer steps"),
     (["sched=step", "sched.warmup_steps=4"], _Data(1257), 5, None),
     ([], _Data(1257, num_classes=5), 100, "model.num_classes: got 10, but data=digits has 5 classes"),
@@ -201,6 +203,14 @@ def test_checks_that_need_the_data(overrides, data, steps, start):
     with pytest.raises(ConfigError) as info:
         validate_with_data(cfg, data, total_steps=steps)
     assert str(info.value).startswith(start)
+
+
+def test_the_default_init_batch_shrinks_to_a_small_train_split():
+    """README: ``data.limit_train=100`` runs; the default init_batch_size=512 asks for at most 512 samples."""
+    cfg = compose_train(["data.limit_train=100"])
+    validate_config(cfg)
+    validate_with_data(cfg, _Data(100), total_steps=100)
+    assert cfg.init_batch_size == 100
 
 
 def test_config_tree_log_keeps_long_lines_whole(tmp_path):

@@ -133,3 +133,56 @@ def test_numpy1_module_names_of_the_real_cifar_files_read_back(tmp_path: Path):
     images, labels = read_batch(path)
     np.testing.assert_array_equal(images, data)
     assert labels == [7]
+
+
+class Allocates:
+    """A pickle payload calling an allowed numpy global with a huge shape: memory, not code."""
+
+    def __init__(self, function, *args) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize("call", ["ndarray", "_reconstruct"])
+def test_a_cifar_pickle_cannot_allocate_without_bound(tmp_path: Path, call):
+    """With verify_md5=false the allowed numpy globals still run: a 100 GB shape is refused before it is allocated."""
+    from numpy.core.multiarray import _reconstruct
+
+    huge = (10**11,)
+    payload = Allocates(np.ndarray, huge, np.dtype("u1")) if call == "ndarray" else Allocates(_reconstruct, np.ndarray, huge, b"b")
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({"data": payload, "labels": [0]}, protocol=2))
+    with pytest.raises(CorruptDatasetError, match=r"shape \[100000000000\] .* larger than a CIFAR-10 batch holds"):
+        read_batch(path)
+
+
+def test_an_oversized_cifar_file_is_refused_unread(tmp_path: Path, monkeypatch):
+    import initlab.data.cifar as cifar
+
+    monkeypatch.setattr(cifar, "MAX_BATCH_BYTES", 1000)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80" * 2000)
+    with pytest.raises(CorruptDatasetError, match="more than a CIFAR-10 batch file holds"):
+        read_batch(path)
+
+
+def test_an_idx_gzip_promising_too_much_fails_before_inflating(tmp_path: Path):
+    """A 4 kB gzip whose header promises 10^10 bytes (a decompression bomb) fails on the header alone."""
+    from initlab.data.idx import IMAGES_MAGIC, read_idx
+
+    header = IMAGES_MAGIC.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (100_000, 10_000, 10))
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header + bytes(4096)))
+    with pytest.raises(CorruptDatasetError, match="promises 10,000,000,000 bytes"):
+        read_idx(path, IMAGES_MAGIC)
+
+
+def test_an_idx_file_longer_than_its_header_is_refused(tmp_path: Path):
+    from initlab.data.idx import LABELS_MAGIC, read_idx
+
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(LABELS_MAGIC.to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(10))
+    with pytest.raises(CorruptDatasetError, match="promises shape \\[3\\] = 3 bytes, file holds 4"):
+        read_idx(path, LABELS_MAGIC)

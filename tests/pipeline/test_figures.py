@@ -39,15 +39,33 @@ SYNTHETIC = {
                         for q, v in (("train_loss", 0.1 * d), ("jacobian_norm_product", 1.3),
                                      ("variance_ratio", 0.6 ** (d - 1)))]},
               [*INITS, "gain 1/2 per layer: (1/2)^(L-1)", "every ||J^(k)|| = 1"]),
-    "lr_grid": ({"rows": [{"init": init, "optim": optim, "lr": lr, "n": 3}
-                          | _prefixed("val_loss_", (math.log10(lr) + 2 + (init == "spectral")) ** 2 + 0.1)
-                          | _prefixed("val_acc_", 0.9) for init in INITS for optim in ("sgd", "adam") for lr in (1e-4, 1e-3, 1e-2, 1e-1)]},
-                ["spectral", "xavier_normal", "best lr spectral: 0.001", "best lr xavier_normal: 0.01"]),
-    "lr_fairness": ({"rows": [{"init": init, "optim": optim, "setting": setting, "lr": 0.1, "n": 3} | _prefixed("test_acc_", acc)
-                              | _prefixed("test_loss_", 1 - acc)
+    "lr_grid": ({"rows": [{"init": init, "optim": optim, "lr": lr, "epochs": epochs, "n": 3}
+                          | _prefixed("val_loss_", (math.log10(lr) + 2 + (init == "spectral")) ** 2 + 0.1 / epochs)
+                          | _prefixed("val_acc_", 0.9) for init in INITS for optim in ("sgd", "adam") for epochs in (1.0, 10.0)
+                          for lr in ((1e-4, 1e-3, 1e-2, 1e-1) if epochs == 1 else (1e-3, 1e-2))]},  # halving: 2 lrs go on
+                ["spectral, 10 epochs", "xavier_normal, 1 epochs", "best lr spectral: 0.001", "best lr xavier_normal: 0.01"]),
+    "lr_fairness": ({"rows": [{"init": init, "optim": optim, "setting": setting, "epochs": epochs, "lr": 0.1, "n": 3}
+                              | _prefixed("test_acc_", acc * epochs / 10) | _prefixed("test_loss_", 1 - acc)
                               for init, acc in (("spectral", 0.9), ("xavier_normal", 0.8)) for optim in ("sgd", "adam")
-                              for setting in ("default", "best_lr", "curvature_lr")]},
+                              for setting in ("default", "best_lr", "curvature_lr") for epochs in (1.0, 10.0)]},
                     list(INITS)),
+    "budgets": ({"rows": [{"init": init, "optim": optim, "setting": setting, "epochs": epochs, "lr": 0.1, "n": 3}
+                          | _prefixed("test_acc_", acc * (1 - 0.1 / epochs)) | _prefixed("test_loss_", 1 - acc)
+                          for init, acc in (("spectral", 0.9), ("xavier_normal", 0.8)) for optim in ("sgd", "adam")
+                          for setting in ("default", "best_lr", "curvature_lr") for epochs in (1.0, 3.0, 10.0)],
+                 "depth": [{"init": init, "activation": act, "depth": 16, "epochs": epochs} | _interval(2.0 / epochs)
+                           for init in INITS for act in ("tanh", "relu") for epochs in (1.0, 3.0, 10.0)]},
+                list(INITS)),
+    "hessian_spectrum": ({"settings": PARAMS["spectra"],
+                          "summary": [{"init": init, "state": state, "lr": 0.3, "lambda_max": 5.0, "lambda_min": -1.0, "trace": 80.0,
+                                       "trace_se": 2.0} for init in INITS for state in ("init", "trained")],
+                          "rows": [{"init": init, "state": state, "eigenvalue": t, "density": math.exp(-t * t) / (1 + (state == "init"))}
+                                   for init in INITS for state in ("init", "trained") for t in np.linspace(-1, 5, 30)]},
+                         ["init: lambda_max 5, lambda_min -1, trace 80 +- 2", "trained: lambda_max 5, lambda_min -1, trace 80 +- 2"]),
+    "sharpening": ({"settings": PARAMS["spectra"],
+                    "rows": [{"init": init, "lr": 0.3, "step": s, "lambda_max": 2.0 + s / 10, "two_over_lr": 2 / 0.3}
+                             for init in INITS for s in (0, 27, 54)]},
+                   ["spectral: lambda_max (lr 0.3)", "xavier_normal: 2 / lr"]),
     "rmt_norms": ({"rows": [{"m": m, "n": n, "init": init, "trial": t, "ratio": 0.98 + 0.01 * t}
                             for m, n in ((64, 64), (256, 64)) for init in ("spectral", "spectral_uniform") for t in range(2)]},
                   ["spectral, square", "spectral_uniform, skewed", "paper eq. (7): ratio 1"]),
@@ -63,7 +81,7 @@ SYNTHETIC = {
     "symmetry": ({"settings": _settings("symmetry"), "rows": [
         {"init": init, "layer": layer, "step": s, "distance": d, "rank": 1, "loss": 2.0 / (s + 1) + d}
         for init, d in (("zeros", 0.0), ("constant", 0.0), ("spectral", 1.4)) for layer in (0, 1) for s in (0, 10, 20)]},
-        ["zeros, hidden layer 0 (final rank 1)", "constant, hidden layer 0 (final rank 1) (= zeros, hidden layer 0 (final rank 1))"]),
+        ["zeros, hidden1 (final rank 1)", "constant, hidden1 (final rank 1) (= zeros, hidden1 (final rank 1))"]),
     "relu_elbow": ({"settings": _settings("variance_flow"), "elbows": np.random.default_rng(0).standard_cauchy(2000).tolist(), "ks": 0.01,
                     "rows": [{"seed": seed, "init": init, "bias": bias, "layer": k, "dead_fraction": 0.01 * k * seed * (bias == "zeros")}
                              for seed in SEEDS for init in INITS for bias in ("zeros", "relu_0.1") for k in range(3)]},
@@ -75,9 +93,10 @@ SYNTHETIC = {
         for seed in SEEDS for act in ("relu", "tanh") for state in ("init", "trained") for block in (0, 1, "all")]},
         ["init", "trained"]),
     "lr_stability": ({"settings": _settings("lr_stability"), "rows": [
-        {"seed": seed, "init": init, "factor": f, "lambda_0": 2.0 + seed, "final_over_initial": r * (1 + (init == "spectral"))}
-        for seed in SEEDS for init in INITS for f, r in ((0.5, 0.1 * seed), (2.0, math.inf), (4.0, math.nan))]},
-        ["spectral", "xavier_normal", "lr = 1/lambda_0 (paper gamma*)"]),
+        {"seed": seed, "init": init, "factor": f, "lambda_0": 2.0 + seed, "loss_0": 2.3, "max_loss": 2.3 * r * (1 + (init == "spectral"))}
+        for seed in SEEDS for init in INITS for f, r in ((0.5, 0.1 * seed), (2.0, math.inf), (4.0, math.nan))],
+        "region": (0.7071, 1.4142)},
+        ["spectral", "xavier_normal", "lr = 1/lambda_0 (paper gamma*)", "region of the gamma* rows: c* in [0.707, 1.41]"]),
     "edge_of_stability": ({"settings": _settings("edge_of_stability"), "rows": [
         {"seed": seed, "init": "spectral", "factor": f, "lr": f / (2 + seed), "step": s, "lambda_max": lam and lam * (2 + seed),
          "two_over_lr": 2 * (2 + seed) / f} for seed in SEEDS for f in (1.0, 1.9) for s, lam in ((0, 1.0), (5, None), (10, 1.5 * f))]},
@@ -170,3 +189,25 @@ def test_a_wide_band_does_not_squash_its_line():
     style.band(ax, [0, 1, 2], [1.0, 2.0, 3.0], [-1e6, 1.5, -math.inf], [1e6, 2.5, math.inf], "x")
     low, high = ax.get_ylim()
     assert -1.0 < low < 1.0 and 3.0 < high < 5.0
+
+
+def test_layers_are_named_as_the_models_name_them():
+    fig = figures.FIGURES["gauss_newton"].plot(SYNTHETIC["gauss_newton"][0] | {"margin": 0.05})
+    ticks = [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    assert ticks == ["hidden1", "output", "all"]
+    assert any(line.get_label() == "margin 5%" for line in fig.axes[1].get_lines())
+    rows = [{"layer": k, "name": f"hidden{k + 1}"} for k in range(3)]
+    assert figures.layer_names(rows) == {0: "hidden1", 1: "hidden2", 2: "hidden3"}
+    assert figures.layer_names([{"layer": k} for k in range(3)]) == {0: "hidden1", 1: "hidden2", 2: "output"}
+
+
+def test_lr_fairness_zooms_to_the_claims_settings_and_marks_points_below():
+    rows = [{"init": init, "optim": "sgd", "setting": setting, "epochs": 10, "lr": 0.1, "n": 3}
+            | _prefixed("test_acc_", 0.13 if setting == "curvature_lr" and init == "spectral" else acc) | _prefixed("test_loss_", 0.3)
+            for init, acc in (("spectral", 0.91), ("xavier_normal", 0.92)) for setting in ("default", "best_lr", "curvature_lr")]
+    for r in rows:
+        r["test_acc_low"], r["test_acc_high"] = r["test_acc_mean"] - 0.005, r["test_acc_mean"] + 0.005
+    fig = figures.FIGURES["lr_fairness"].plot({"rows": rows, "margin": 0.01})
+    low, high = fig.axes[0].get_ylim()
+    assert 0.89 < low < 0.9 and 0.925 < high < 0.94  # the 0.01 margin is a visible fraction of the axis
+    assert any(text.get_text() == "0.13" for text in fig.axes[0].texts)

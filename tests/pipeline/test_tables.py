@@ -25,17 +25,26 @@ def _runs():
     """Two seeds; lr 0.1 is the default, 1.0 has the lower val loss except where it diverged; one curvature run."""
     rows = []
     for seed in (1, 2):
-        rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 0.1, "default_lr": 0.1, "setting": "grid",
+        rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 0.1, "default_lr": 0.1, "setting": "grid", "epochs": 10.0,
                      "val_loss": 0.5, "val_acc": 0.8, "test_loss": 0.5, "test_acc": 0.8 + 0.01 * seed})
-        rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 1.0, "default_lr": 0.1, "setting": "grid",
+        rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 1.0, "default_lr": 0.1, "setting": "grid", "epochs": 10.0,
                      "val_loss": 0.3 if seed == 1 else math.nan, "val_acc": 0.9, "test_loss": 0.3, "test_acc": 0.9})
         rows.append({"init": "spectral", "optim": "sgd", "seed": seed, "lr": 0.2 * seed, "default_lr": 0.1, "setting": "curvature",
+                     "epochs": 10.0,
                      "val_loss": 0.1, "val_acc": 0.95, "test_loss": 0.1, "test_acc": 0.95})
     return rows
 
 
 def test_best_lr_counts_diverged_runs_as_infinite_and_ignores_curvature_runs():
-    assert tables.best_lrs(_runs()) == {("spectral", "sgd"): 0.1}
+    assert tables.best_lrs(_runs()) == {("spectral", "sgd", 10.0): 0.1}
+
+
+def test_best_lr_is_chosen_per_budget_among_the_lrs_evaluated_there():
+    early = [r | {"epochs": 1.0, "val_loss": 0.2 if r["lr"] == 1.0 else 0.9} for r in _runs()]
+    best = tables.best_lrs(_runs() + early)
+    assert best == {("spectral", "sgd", 10.0): 0.1, ("spectral", "sgd", 1.0): 1.0}
+    assert {(r["setting"], r["epochs"], r["lr"]) for r in tables.setting_runs(_runs() + early) if r["setting"] == "best_lr"} == {
+        ("best_lr", 10.0, 0.1), ("best_lr", 1.0, 1.0)}
 
 
 def test_fairness_table_has_the_three_settings_with_t_intervals():
@@ -50,7 +59,7 @@ def test_fairness_table_has_the_three_settings_with_t_intervals():
 def test_lr_grid_and_depth_tables_follow_the_figure_contract():
     grid = tables.lr_grid_table(_runs())
     assert [r["lr"] for r in grid] == [0.1, 1.0]
-    assert list(grid[0]) == ["init", "optim", "lr", "n", "val_loss_mean", "val_loss_low", "val_loss_high", "val_acc_mean",
+    assert list(grid[0]) == ["init", "optim", "lr", "epochs", "n", "val_loss_mean", "val_loss_low", "val_loss_high", "val_acc_mean",
                              "val_acc_low", "val_acc_high"]
     assert grid[1]["n"] == 1  # the diverged run's nan val loss is not a value
     at_init = [{"init": "spectral", "activation": "tanh", "depth": 2, "seed": s, "lambda_max": 1.0 + s, "jacobian_norm_product": 1.0,
@@ -69,3 +78,34 @@ def test_per_seed_demo_tables_are_concatenated_with_a_seed_column(tmp_path):
     assert tables.load_demo_csv(tmp_path, "d", "t.csv") == [{"seed": 2, "x": 2}, {"seed": 10, "x": 10}]
     write_csv(tmp_path / "demos" / "e" / "t.csv", [{"x": 1}])
     assert tables.load_demo_csv(tmp_path, "e", "t.csv") == [{"x": 1}]
+
+
+class _Stub:
+    """A run whose val loss is |log10(lr / 0.1)| + 1 / steps (best at lr 0.1, falling with the budget); counts its steps."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr, self.steps = lr, 0
+
+    def advance(self, x, y, steps: int) -> None:
+        self.steps = steps
+
+    def record(self, data, eval_samples: int) -> dict:
+        return {"val_loss": abs(math.log10(self.lr / 0.1)) + 1 / self.steps}
+
+
+def test_successive_halving_takes_the_best_third_and_the_unranked_arms_to_the_next_budget():
+    from types import SimpleNamespace
+
+    import torch
+
+    from initlab.pipeline.study import Arm, successive_halving
+
+    data = SimpleNamespace(train=SimpleNamespace(x=torch.zeros(100, 1), y=torch.zeros(100)))  # 10 steps per epoch at batch 10
+    lrs = [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0]
+    arms = [Arm({"setting": "grid"}, {1: lr, 2: lr}) for lr in lrs] + [Arm({"setting": "curvature"}, {1: 50.0, 2: 60.0}, ranked=False)]
+    settings = {"budgets": [1, 3, 10], "batch_size": 10, "eta": 3, "min_keep": 2, "eval_samples": 1}
+    rows = successive_halving(arms, lambda lr, seed: _Stub(lr), data, settings)
+    reached = {steps: sorted({r["lr"] for r in rows if r["steps"] == steps and r["setting"] == "grid"}) for steps in (10, 30, 100)}
+    assert reached == {10: lrs, 30: [0.03, 0.1, 0.3], 100: [0.1, 0.3]}  # 9 -> ceil(9/3) = 3 -> max(ceil(3/3), 2) = 2
+    assert sorted(r["lr"] for r in rows if r["setting"] == "curvature") == [50.0, 50.0, 50.0, 60.0, 60.0, 60.0]
+    assert {r["epochs"] for r in rows} == {1.0, 3.0, 10.0}

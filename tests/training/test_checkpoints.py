@@ -170,3 +170,100 @@ def test_sigkill_then_resume_gives_each_epoch_once(tmp_path):
         epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
     assert epochs == list(range(40))
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "done"
+
+
+def _trained(compose_cfg, *overrides: str):
+    """A finished FAST run and its config (its checkpoint at <run dir>/checkpoints/last.ckpt)."""
+    cfg = compose_cfg([*FAST, *overrides])
+    run_training(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(("overrides", "start"), [
+    (["model.widths=[32]"], "holds another model than model= of this config (hidden1.bias: (256,) in the checkpoint, (32,) in this model)"),
+    (["model=cnn"], "holds another model"),
+    (["optim=sgd"], "was saved by another optimizer"),
+    (["optim=momentum"], "was saved by another optimizer"),
+])
+def test_a_checkpoint_that_does_not_fit_is_refused_before_anything_loads(compose_cfg, tmp_path, overrides, start):
+    from initlab.config import validate_config
+
+    ckpt = _ckpt_dir(_trained(compose_cfg)) / "last.ckpt"
+    cfg = compose_cfg([*FAST, "trainer.max_epochs=2", f"ckpt_path={ckpt}", *overrides])
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    message = str(info.value)
+    assert message.startswith(f"ckpt_path: got '{ckpt}', ") and start in message and "\n" not in message
+
+
+def _sealed(path: Path, content: bytes) -> Path:
+    """``content`` at ``path`` with a matching sha256 beside it: passes the hash, so only the content check can refuse it."""
+    path.write_bytes(content)
+    (path.parent / f"{path.name}.sha256").write_text(f"{hashlib.sha256(content).hexdigest()}  {path.name}\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "pickle of objects", "a system file", "non-utf8 digest"])
+def test_checkpoints_that_pass_their_hash_but_are_no_checkpoint_are_one_line(compose_cfg, tmp_path, kind):
+    import pickle
+
+    from initlab.models import instantiate_model
+    from initlab.training.checkpoints import check_fit
+
+    cfg = _trained(compose_cfg)
+    good = (_ckpt_dir(cfg) / "last.ckpt").read_bytes()
+    path = tmp_path / "x.ckpt"
+    if kind == "empty":
+        _sealed(path, b"")
+    elif kind == "truncated":
+        _sealed(path, good[: len(good) // 2])
+    elif kind == "pickle of objects":
+        _sealed(path, pickle.dumps({"state_dict": {}, "x": ConfigError("planted")}))
+    elif kind == "a system file":
+        path.symlink_to("/etc/hostname")
+        _sealed(tmp_path / "hostname.ckpt", Path("/etc/hostname").read_bytes())
+        (tmp_path / "x.ckpt.sha256").write_text((tmp_path / "hostname.ckpt.sha256").read_text())
+    else:
+        path.write_bytes(good)
+        (tmp_path / "x.ckpt.sha256").write_bytes(b"\xff\xfe not utf-8 \x80\n")
+    with pytest.raises(ConfigError) as info:
+        check_fit(verified_checkpoint(path), instantiate_model(cfg.model))
+    assert str(info.value).startswith(f"ckpt_path: got '{path}', ") and "\n" not in str(info.value)
+
+
+def test_a_first_save_killed_restarts_the_run_cleanly(compose_cfg):
+    """SIGKILL during the first save leaves history.csv and last.ckpt.part only: ckpt_path=last starts over, ends done."""
+    from initlab.training.checkpoints import resume_path
+
+    cfg = compose_cfg([*FAST, "ckpt_path=last"])
+    output_dir = Path(cfg.paths.output_dir)
+    (output_dir / "checkpoints").mkdir(parents=True)
+    (output_dir / "history.csv").write_text("epoch,step,train/loss\n0,5,2.0\n")
+    (output_dir / "checkpoints" / "last.ckpt.part").write_bytes(b"PK\x03\x04 half a zip")
+    assert resume_path("last", output_dir) is None
+    run_training(cfg)
+    record = json.loads((output_dir / "metrics.json").read_text())
+    assert record["status"] == "done" and record["epochs"] == 1
+    assert sorted(p.name for p in (output_dir / "checkpoints").iterdir()) == ["last.ckpt", "last.ckpt.sha256"]
+    assert [r["epoch"] for r in _history(cfg)] == ["0"]
+
+
+def test_last_in_a_dir_where_no_run_started_is_still_an_error(tmp_path):
+    from initlab.training.checkpoints import resume_path
+
+    with pytest.raises(ConfigError, match="no checkpoint there"):
+        resume_path("last", tmp_path)
+
+
+def test_resume_after_training_ended_reports_the_same_train_and_val(compose_cfg):
+    """Killed during test: last.ckpt holds the finished training; the resumed run trains nothing, tests, and reports
+    the train/val metrics of its last epoch (history.csv) like the uninterrupted run."""
+    cfg = _trained(compose_cfg, "trainer.max_epochs=2")
+    output_dir = Path(cfg.paths.output_dir)
+    straight = json.loads((output_dir / "metrics.json").read_text())
+    run_training(compose_cfg([*FAST, "trainer.max_epochs=2", "ckpt_path=last"]))
+    resumed = json.loads((output_dir / "metrics.json").read_text())
+    assert resumed["status"] == "done" and resumed["epochs"] == 2
+    assert resumed["train"] and resumed["val"] and resumed["test"]
+    for stage in ("train", "val", "test"):
+        assert resumed[stage] == pytest.approx(straight[stage], rel=1e-6), stage

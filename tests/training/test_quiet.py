@@ -35,6 +35,10 @@ def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+# Lightning's accelerator and stop INFO lines, and the config tree's root: none of them in a default run's output.
+LIGHTNING_AND_TREE = ("GPU available", "TPU available", "`Trainer.fit` stopped", "CONFIG")
+
+
 def _warning_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "warn" in line.lower() or "Tip:" in line or "deprecat" in line.lower()]
 
@@ -42,8 +46,20 @@ def _warning_lines(text: str) -> list[str]:
 def test_default_run_prints_no_third_party_warning_and_shows_the_loss(tmp_path):
     result = _train(["debug=fast", f"paths.log_dir={tmp_path}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _warning_lines(result.stderr + result.stdout) == []
-    assert "loss:" in result.stdout and "v_num" not in result.stdout
+    output = result.stderr + result.stdout
+    assert _warning_lines(output) == []
+    assert [marker for marker in LIGHTNING_AND_TREE if marker in output] == []
+    bar = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
+    assert bar and all(" loss: " in line and " lr: " in line for line in bar), bar  # one line: lr does not wrap in a log
+    assert "v_num" not in result.stdout
+    assert "CONFIG" in next(tmp_path.glob("train/runs/*/config_tree.log")).read_text()  # written, not printed
+
+
+def test_print_config_prints_the_tree(tmp_path):
+    result = _train(["debug=fast", "logger=none", "print_config=true", "trainer.limit_train_batches=1", f"paths.log_dir={tmp_path}"],
+                    tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[0] == "CONFIG" and "print_config" in result.stdout
 
 
 @pytest.mark.slow

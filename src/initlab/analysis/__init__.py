@@ -1,7 +1,8 @@
 """Curvature analysis (paper §1.2, Theorems 1-2): Hessian spectra, layer Jacobians, bounds.
 
-One problem (:class:`CurvatureProblem`: model, loss, one batch or an iterable of batches), one
-solver (:func:`lanczos`), one record (:func:`curvature_record`). Pure functions on
+One problem (:class:`CurvatureProblem`: model, loss, one batch or an iterable of batches), two
+solvers (:func:`block_lanczos` for certified extremes, :func:`lanczos` batched over rows for SLQ
+probes and per-sample norms), one record (:func:`curvature_record`). Pure functions on
 ``nn.Module`` s and tensors on the model's device; they never change the model's parameters,
 mode or buffers (see :func:`evaluation_mode`).
 
@@ -12,8 +13,9 @@ mode or buffers (see :func:`evaluation_mode`).
 
 from initlab.analysis._modes import StochasticModelError, evaluation_mode
 from initlab.analysis.bounds import output_hessian_norms, theorem2_bounds, weight_input_norms
+from initlab.analysis.gauss_newton import gauss_newton_trace
 from initlab.analysis.jacobian import layer_jacobian_norms, per_sample_spectral_norms
-from initlab.analysis.lanczos import LanczosRun, Tridiagonal, lanczos
+from initlab.analysis.lanczos import BlockLanczosRun, BlockTridiagonal, LanczosRun, Tridiagonal, block_lanczos, lanczos
 from initlab.analysis.operators import (
     CurvatureCheckError,
     CurvatureOperator,
@@ -30,6 +32,8 @@ from initlab.analysis.variance import dead_relu_fraction, variance_flow
 
 __all__ = [
     "AnalysisSettings",
+    "BlockLanczosRun",
+    "BlockTridiagonal",
     "CurvatureCheckError",
     "CurvatureOperator",
     "CurvatureProblem",
@@ -42,10 +46,12 @@ __all__ = [
     "TraceEstimate",
     "Tridiagonal",
     "analyze_model",
+    "block_lanczos",
     "curvature_record",
     "dead_relu_fraction",
     "eager_view",
     "evaluation_mode",
+    "gauss_newton_trace",
     "lanczos",
     "layer_jacobian_norms",
     "layer_segments",

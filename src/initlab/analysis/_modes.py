@@ -48,18 +48,21 @@ def model_mode(model: nn.Module) -> str:
 
 
 @contextmanager
-def evaluation_mode(model: nn.Module, mode: Mode = "eval", allow_stochastic: bool = False) -> Iterator[str]:
+def evaluation_mode(model: nn.Module, mode: Mode = "eval", allow_stochastic: bool = False,
+                    restore_buffers: bool = True) -> Iterator[str]:
     """Run the body with ``model`` in ``mode``; restore every module's mode and all buffers after.
 
     ``mode="eval"`` (default) evaluates the deterministic network; ``"train"`` switches to train
     mode (BatchNorm uses batch statistics; its running statistics are restored afterwards);
     ``"keep"`` leaves the current flags. Active stochastic modules raise
     :class:`StochasticModelError` unless ``allow_stochastic``. Yields the mode evaluated in.
+    ``restore_buffers=False`` skips the buffer snapshot and comparison (a host sync per buffer) for
+    bodies that never write the model's buffers (forwards through :func:`forward_with_buffer_copies`).
     """
     if mode not in ("eval", "train", "keep"):
         raise ValueError(f"mode must be 'eval', 'train' or 'keep', got {mode!r}")
     flags = [(module, module.training) for module in model.modules()]
-    buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()]
+    buffers = [(buffer, buffer.detach().clone()) for buffer in model.buffers()] if restore_buffers else []
     try:
         if mode == "eval":
             model.eval()

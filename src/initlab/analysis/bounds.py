@@ -30,35 +30,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from initlab.analysis._modes import evaluation_mode
+from initlab.analysis.gauss_newton import output_hessian_blocks, piecewise_linear_after
 from initlab.analysis.jacobian import segment_jacobian_norms
 from initlab.analysis.operators import DatasetOperator
 from initlab.analysis.problem import CurvatureProblem, LossFn, eager_view, working_model
 from initlab.analysis.record import CurvatureRecord, curvature_record
-from initlab.analysis.segments import flat_children, layer_segments, segment_inputs
-from initlab.models.nets import WEIGHT_LAYER_TYPES
-
-# Modules that keep z^(n) piecewise linear in a layer's (W, b): behind them H_w(k) = G_w(k) (Remark 1)
-PIECEWISE_LINEAR_TYPES: tuple[type[nn.Module], ...] = (
-    *WEIGHT_LAYER_TYPES, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Flatten, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d,
-    nn.AvgPool2d,
-)
+from initlab.analysis.segments import layer_segments, segment_inputs
 
 
 def output_hessian_norms(loss_fn: LossFn, outputs: Tensor, targets: Tensor) -> Tensor:
-    """||H_z,n|| per sample: spectral norm of sample n's block of D_z^2 L (loss as given).
-
-    Uses one batched product per output coordinate (the same unit tangent in every sample), which
-    reads off the diagonal blocks for any loss that is a sum/mean of per-sample terms."""
-    out = outputs.detach().requires_grad_(True)
-    (gradient,) = torch.autograd.grad(loss_fn(out, targets), out, create_graph=True)
-    batch, width = out.shape[0], out[0].numel()
-    if not gradient.requires_grad:
-        return torch.zeros(batch, dtype=out.dtype, device=out.device)
-    tangents = torch.eye(width, dtype=out.dtype, device=out.device)[:, None, :].expand(width, batch, width)
-    (columns,) = torch.autograd.grad(gradient, out, grad_outputs=tangents.reshape(width, *out.shape),
-                                     is_grads_batched=True)
-    blocks = columns.reshape(width, batch, width).permute(1, 2, 0)
-    return torch.linalg.eigvalsh((blocks + blocks.transpose(1, 2)) / 2).abs().amax(dim=1)
+    """||H_z,n|| per sample: spectral norm of sample n's block of D_z^2 L (loss as given)."""
+    return torch.linalg.eigvalsh(output_hessian_blocks(loss_fn, outputs, targets)).abs().amax(dim=1)
 
 
 def weight_input_norms(layer: nn.Module, z: Tensor, include_bias: bool) -> Tensor:
@@ -98,13 +80,6 @@ def sample_factors(problem: CurvatureProblem, iters: int, tol: float, seed: int)
                                                for s, z in zip(segments, values, strict=False)]))
             parts["output_hessian"].append(weight * output_hessian_norms(problem.loss_fn, values[-1], targets))
     return {key: torch.cat(value, dim=-1) for key, value in parts.items()}
-
-
-def piecewise_linear_after(model: nn.Module, layer: str) -> bool:
-    """True when every module after weight layer ``layer`` keeps the output piecewise linear in its
-    (W, b), so the layer's Hessian block equals its Gauss-Newton block (paper Remark 1)."""
-    names = [name for name, _ in flat_children(model)]
-    return all(isinstance(m, PIECEWISE_LINEAR_TYPES) for _, m in flat_children(model)[names.index(layer):])
 
 
 def block_records(problem: CurvatureProblem, layer: str, tol: float, seed: int, gauss_newton: bool,

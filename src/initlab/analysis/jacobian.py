@@ -83,12 +83,12 @@ def per_sample_spectral_norms(
         _, jv = torch.func.jvp(fn, (z,), (v.reshape(z.shape),))
         return vjp_fn(jv)[0].detach().flatten(1)
 
-    return _top_singular_values(gram, start.flatten(1), iters, tol, seed)
+    return _top_singular_values(gram, start.flatten(1), iters, tol)
 
 
-def _top_singular_values(gram: Callable[[Tensor], Tensor], start: Tensor, iters: int, tol: float, seed: int
+def _top_singular_values(gram: Callable[[Tensor], Tensor], start: Tensor, iters: int, tol: float
                          ) -> tuple[Tensor, int]:
-    run = lanczos(gram, start, iters, tol, check_every=4, seed=seed)
+    run = lanczos(gram, start, iters, tol, check_every=4)
     top = torch.linalg.eigvalsh(run.tridiagonal.matrix())[:, -1].clamp_min(0)
     return top.sqrt().to(start.dtype), run.tridiagonal.steps
 
@@ -114,7 +114,7 @@ def diagonal_times_matrix_norms(d: Tensor, weight: Tensor, iters: int = 100, tol
         def gram(v: Tensor) -> Tensor:
             return ((v @ weight.T) * squared) @ weight
 
-    return _top_singular_values(gram, start, iters, tol, seed)[0]
+    return _top_singular_values(gram, start, iters, tol)[0]
 
 
 def segment_jacobian_norms(segment: LayerSegment, z: Tensor, iters: int = 100, tol: float = 1e-5, seed: int = 0

@@ -1,10 +1,14 @@
-"""The one Lanczos of initlab: full reorthogonalization, batched over rows (one Krylov space per row).
+"""The Lanczos solvers of initlab: full reorthogonalization, no host sync between convergence checks.
 
-Its tridiagonal serves every consumer: extreme eigenpairs with residual certificates (the
-Hessian's lambda_max / lambda_min), Gauss quadrature nodes and weights (spectral density and
-trace by SLQ) and per-sample Jacobian norms (one row per sample). Full reorthogonalization keeps
-the basis orthogonal in finite precision, so converged Ritz values never reappear as "ghost"
-copies and the residual bound beta_m |s_mi| is the true residual ||M y_i - theta_i y_i||.
+:func:`lanczos` runs one Krylov space per row of its start (batched over rows): SLQ probes
+(Gauss quadrature nodes and weights for the spectral density) and per-sample Jacobian norms (one
+row per sample). :func:`block_lanczos` runs one Krylov space from a small block of start
+vectors: the certified extremes of the Hessian (a single start vector nearly orthogonal to the
+top eigenvector can converge to the second eigenvalue with a small residual; a block misses it
+only if every start vector does), whose basis also deflates the trace and whose block Gauss
+quadrature serves as SLQ probes. Full reorthogonalization keeps the bases orthogonal in finite
+precision, so converged Ritz values never reappear as "ghost" copies and the residual bounds
+read off the (block) tridiagonal are the true residuals ||M y_i - theta_i y_i||.
 Every tensor lives on the device of the start vectors (coefficients in float64).
 """
 
@@ -72,38 +76,31 @@ class LanczosRun:
         return RitzPairs(values[index], ritz, self.last_beta[row] * chosen[-1].abs())
 
 
-def lanczos(
-    apply: Callable[[Tensor], Tensor],
-    start: Tensor,
-    max_steps: int,
-    tol: float | None = None,
-    n_top: int = 1,
-    n_bottom: int = 0,
-    min_steps: int = 0,
-    check_every: int = 1,
-    seed: int = 0,
-) -> LanczosRun:
+def lanczos(apply: Callable[[Tensor], Tensor], start: Tensor, max_steps: int, tol: float | None = None,
+            n_top: int = 1, check_every: int = 4) -> LanczosRun:
     """Lanczos on the symmetric map ``apply`` (acting row-wise on [batch, dim]) from every row of ``start``.
 
-    Without ``tol`` every row runs ``max_steps`` steps (SLQ). With ``tol`` the run stops (after
-    at least ``min_steps``) once in every row the ``n_top`` largest and ``n_bottom`` smallest
-    Ritz pairs have residual beta_m |s_mi| <= tol * max|theta| (the spectral scale: near-zero
-    bottom eigenvalues get a meaningful criterion; for a dominant top eigenvalue it is
-    ARPACK's ||r|| <= tol |theta|), checked every ``check_every`` steps. A row whose Krylov space
-    becomes invariant (beta ~ 0: its Ritz values are exact) continues from a random vector
-    orthogonal to its basis (``seed``) with beta = 0, which only adds zero-weight quadrature nodes.
-    A single start vector sees each distinct eigenvalue once: exact multiplicities are reported once.
+    Without ``tol`` every row runs ``max_steps`` steps (SLQ). With ``tol`` the run stops once in
+    every row the ``n_top`` largest Ritz pairs have residual beta_m |s_mi| <= tol * max|theta|
+    (for a dominant top eigenvalue ARPACK's ||r|| <= tol |theta|; the per-sample Jacobian norms
+    use it), checked every ``check_every`` steps: the only host syncs of
+    the loop. A row whose Krylov space becomes invariant (beta ~ 0: its Ritz values are exact)
+    stops growing: its next vectors are zero, so its tridiagonal gains a decoupled zero block
+    (quadrature nodes at 0 with weight 0, zero residuals); the switch is a ``torch.where``, not a
+    host decision. (Extremes of indefinite operators come from :func:`block_lanczos`, which never
+    adds such nodes.)
+    A single start vector sees each distinct eigenvalue once: exact multiplicities are reported
+    once, and a start nearly orthogonal to the top eigenvector can miss it (use :func:`block_lanczos`
+    for certified extremes).
     """
     batch, dim = start.shape
     dtype, device = start.dtype, start.device
     tiny, eps = torch.finfo(dtype).tiny, torch.finfo(dtype).eps
     max_steps = min(max_steps, dim)
-    generator = torch.Generator(device=device).manual_seed(seed)
     basis = torch.empty(batch, min(max_steps, 16) + 1, dim, dtype=dtype, device=device)
     basis[:, 0] = start / torch.linalg.vector_norm(start, dim=1, keepdim=True)
     alphas = torch.zeros(batch, max_steps, dtype=torch.float64, device=device)
     betas = torch.zeros(batch, max_steps, dtype=torch.float64, device=device)
-    settled = torch.zeros(batch, dtype=torch.bool, device=device)
     for step in range(1, max_steps + 1):
         q = basis[:, step - 1]
         w = apply(q)
@@ -117,52 +114,44 @@ def lanczos(
         scale = alphas[:, :step].abs().amax(dim=1) + betas[:, :step].abs().amax(dim=1)
         broken = beta <= 10 * eps * step * scale.clamp_min(tiny)
         tridiagonal = Tridiagonal(alphas[:, :step], betas[:, : step - 1])
-        checked = tol is not None and step >= min_steps and (step % check_every == 0 or step == max_steps)
-        if checked:
-            settled = _settled(tridiagonal, beta, broken | settled, tol, n_top, n_bottom)
-        converged = checked and bool(settled.all())
+        checked = tol is not None and (step % check_every == 0 or step == max_steps)
+        converged = checked and _settled(tridiagonal, torch.where(broken, torch.zeros_like(beta), beta), tol, n_top)
         if converged or step == max_steps:
             return LanczosRun(tridiagonal, basis[:, :step], beta, converged or tol is None)
         if step + 1 > basis.shape[1] - 1:
-            grown = torch.empty(batch, min(2 * basis.shape[1], max_steps + 1), dim, dtype=dtype, device=device)
-            grown[:, : basis.shape[1]] = basis
-            basis = grown
-        if bool(broken.any()):
-            fresh = torch.randn(batch, dim, generator=generator, dtype=dtype, device=device)
-            fresh = _reorthogonalize(_reorthogonalize(fresh, basis[:, :step]), basis[:, :step])
-            w = torch.where(broken[:, None], fresh, w)
-            beta = torch.where(broken, torch.zeros_like(beta), beta)
-        betas[:, step - 1] = beta
+            basis = _grown(basis, 1, min(2 * basis.shape[1], max_steps + 1))
+        w = torch.where(broken[:, None], torch.zeros_like(w), w)
+        betas[:, step - 1] = torch.where(broken, torch.zeros_like(beta), beta)
         norm = torch.linalg.vector_norm(w, dim=1).clamp_min(tiny)
         basis[:, step] = w / norm[:, None]
     raise AssertionError("unreachable")
 
 
-def _settled(tridiagonal: Tridiagonal, beta: Tensor, done: Tensor, tol: float, n_top: int, n_bottom: int) -> Tensor:
-    """Rows whose wanted Ritz pairs are within ``tol`` of the spectral scale, or were ``done`` (settled
-    before, or exact); only the open rows are eigen-solved."""
+def _settled(tridiagonal: Tridiagonal, beta: Tensor, tol: float, n_top: int) -> bool:
+    """True when in every row the ``n_top`` largest Ritz pairs are within ``tol`` of the spectral scale (one host sync)."""
     steps = tridiagonal.steps
-    if steps < n_top + n_bottom:
-        return torch.zeros_like(done)
-    rows = (~done).nonzero().squeeze(1)
-    values, vectors = torch.linalg.eigh(Tridiagonal(tridiagonal.alphas[rows], tridiagonal.betas[rows]).matrix())
-    wanted = list(range(n_bottom)) + list(range(steps - n_top, steps))
-    residual = beta[rows, None] * vectors[:, -1, wanted].abs()
-    scale = values.abs().amax(dim=1, keepdim=True)
-    settled = done.clone()
-    settled[rows] = (residual <= tol * scale).all(dim=1)
-    return settled
+    if steps < n_top:
+        return False
+    values, vectors = torch.linalg.eigh(tridiagonal.matrix())
+    residual = beta[:, None] * vectors[:, -1, steps - n_top:].abs()
+    return bool((residual <= tol * values.abs().amax(dim=1, keepdim=True)).all())
+
+
+def _grown(basis: Tensor, axis: int, size: int) -> Tensor:
+    """``basis`` copied into a larger buffer along ``axis`` (the Krylov basis grows by doubling)."""
+    shape = list(basis.shape)
+    shape[axis] = size
+    grown = basis.new_empty(shape)
+    grown.narrow(axis, 0, basis.shape[axis]).copy_(basis)
+    return grown
 
 
 def _reorthogonalize(w: Tensor, basis: Tensor) -> Tensor:
-    """``w`` [batch, dim] projected off the rows of ``basis`` [batch, m, dim]: classical Gram-Schmidt,
-    a second pass on the rows that lost most of their norm (the DGKS test ||w'|| < ||w|| / sqrt(2))."""
-    norm = torch.linalg.vector_norm(w, dim=1)
+    """``w`` [batch, dim] projected off the rows of ``basis`` [batch, m, dim]: classical Gram-Schmidt
+    twice ("twice is enough", Giraud et al. 2005), always: a data-dependent second pass would need a
+    host sync per step; its cost is small next to a curvature product."""
     w = w - _project(w, basis)
-    again = (torch.linalg.vector_norm(w, dim=1) < norm / 2**0.5).nonzero().squeeze(1)
-    if len(again):
-        w[again] -= _project(w[again], basis[again])
-    return w
+    return w - _project(w, basis)
 
 
 def _project(w: Tensor, basis: Tensor) -> Tensor:
@@ -171,3 +160,170 @@ def _project(w: Tensor, basis: Tensor) -> Tensor:
     if w.shape[0] <= 8:
         return torch.stack([(b @ v) @ b for b, v in zip(basis, w, strict=True)])
     return torch.bmm(torch.bmm(basis, w[:, :, None]).transpose(1, 2), basis)[:, 0]
+
+
+@dataclass(frozen=True)
+class BlockTridiagonal:
+    """Block Lanczos coefficients: T = blocktridiag(B^T, A, B) of size steps x b, with ``start`` = R of
+    the start block (start rows = R^T Q_1). ``quadrature`` has the interface of :class:`Tridiagonal`:
+    one row per start vector (block Gauss quadrature of each start vector's spectral measure)."""
+
+    diagonal: Tensor
+    lower: Tensor
+    start: Tensor
+
+    @property
+    def steps(self) -> int:
+        """The dimension of the block Krylov space (block steps x block size)."""
+        return self.diagonal.shape[0] * self.diagonal.shape[1]
+
+    def matrix(self) -> Tensor:
+        """T as one symmetric [steps, steps] matrix (float64, on the run's device)."""
+        m, b = self.diagonal.shape[:2]
+        t = self.diagonal.new_zeros(m, b, m, b)
+        index = torch.arange(m, device=t.device)
+        t[index, :, index, :] = self.diagonal
+        t[index[1:], :, index[:-1], :] = self.lower
+        t[index[:-1], :, index[1:], :] = self.lower.transpose(1, 2)
+        return t.reshape(m * b, m * b)
+
+    def trace(self) -> Tensor:
+        """tr(T) = tr(U^T M U) for the orthonormal Krylov basis U: the exact trace on that space."""
+        return torch.diagonal(self.diagonal, dim1=1, dim2=2).sum()
+
+    def quadrature(self) -> tuple[Tensor, Tensor]:
+        """Ritz values [b, steps] (ascending, the same for every start vector) and each start vector's
+        Gauss weights (z^T f(M) z / ||z||^2 ~ sum_j w_j f(theta_j); every row sums to 1)."""
+        values, vectors = torch.linalg.eigh(self.matrix())
+        b = self.start.shape[0]
+        coefficients = (self.start.T @ vectors[:b]) ** 2
+        weights = coefficients / coefficients.sum(dim=1, keepdim=True)
+        return values.expand(b, -1), weights
+
+
+@dataclass(frozen=True)
+class BlockLanczosRun:
+    """A finished block run: its coefficients, the orthonormal basis [steps, dim] (rows), the next
+    block's B (the residual of every Ritz pair is ||B_next s_last||) and whether the wanted pairs met ``tol``."""
+
+    tridiagonal: BlockTridiagonal
+    basis: Tensor
+    next_lower: Tensor
+    converged: bool
+
+    def pairs(self, n_top: int, n_bottom: int) -> tuple[RitzPairs, RitzPairs]:
+        """The ``n_top`` largest (descending) and ``n_bottom`` smallest (ascending) Ritz pairs."""
+        values, vectors = torch.linalg.eigh(self.tridiagonal.matrix())
+        steps = values.shape[0]
+        top = torch.arange(steps - 1, steps - 1 - min(n_top, steps), -1, device=values.device)
+        bottom = torch.arange(min(n_bottom, steps), device=values.device)
+        return self._select(values, vectors, top), self._select(values, vectors, bottom)
+
+    def _select(self, values: Tensor, vectors: Tensor, index: Tensor) -> RitzPairs:
+        chosen = vectors[:, index]
+        b = self.next_lower.shape[0]
+        residuals = torch.linalg.vector_norm(self.next_lower @ chosen[-b:], dim=0)
+        return RitzPairs(values[index], self.basis.T @ chosen.to(self.basis.dtype), residuals)
+
+
+def block_lanczos(
+    apply: Callable[[Tensor], Tensor],
+    start: Tensor,
+    max_steps: int,
+    tol: float | None = None,
+    n_top: int = 1,
+    n_bottom: int = 0,
+    min_steps: int = 0,
+    check_every: int = 4,
+    seed: int = 0,
+) -> BlockLanczosRun:
+    """Block Lanczos (Golub-Underwood) from the b rows of ``start`` [b, dim], full reorthogonalization.
+
+    One Krylov space from b start vectors: the top (bottom) eigenvector is missed only if *every*
+    start vector is nearly orthogonal to it, and products come in blocks (``apply`` maps [b, dim]
+    rows, one graph pass per block). With ``tol`` the run stops after at least ``min_steps`` block
+    steps once the n_top + 1 largest and n_bottom + 1 smallest Ritz pairs (the extra one: an
+    eigenvalue above the reported ones would show as an unconverged neighbour) have residual
+    ||B_next s_last|| <= tol * max|theta|, checked every ``check_every`` block steps (the loop's
+    only host syncs). Rank-deficient blocks continue from random vectors orthogonal to the basis.
+    At most min(max_steps, dim // b) block steps.
+    """
+    b, dim = start.shape
+    dtype, device = start.dtype, start.device
+    eps = torch.finfo(dtype).eps
+    max_steps = max(1, min(max_steps, dim // b))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    basis = torch.empty((min(max_steps, 16) + 1) * b, dim, dtype=dtype, device=device)
+    fresh = torch.randn(start.shape, generator=generator, dtype=dtype, device=device)
+    first, r0 = _orthonormal_rows(start, fresh, 10 * eps * torch.linalg.vector_norm(start, dim=1).amax())
+    basis[:b] = first
+    diagonal = torch.zeros(max_steps, b, b, dtype=torch.float64, device=device)
+    lower = torch.zeros(max_steps, b, b, dtype=torch.float64, device=device)
+    for step in range(1, max_steps + 1):
+        end = step * b
+        q = basis[end - b:end]
+        w = apply(q)
+        a = q @ w.T
+        a = (a + a.T) / 2
+        diagonal[step - 1] = a.double()
+        w = w - a @ q
+        if step > 1:
+            w = w - lower[step - 2].to(dtype) @ basis[end - 2 * b:end - b]
+        # full reorthogonalization, twice for w ("twice is enough"); the random rows that replace a
+        # rank-deficient block ride along in the first pass (one read of the basis for both)
+        both = torch.cat([w, torch.randn(w.shape, generator=generator, dtype=dtype, device=device)])
+        both = both - (both @ basis[:end].T) @ basis[:end]
+        w, fresh = both[:b], both[b:]
+        w = w - (w @ basis[:end].T) @ basis[:end]
+        scale = diagonal[:step].abs().amax() + lower[:step].abs().amax()
+        following, r = _orthonormal_rows(w, fresh, 10 * eps * end * scale)
+        lower[step - 1] = r.double()
+        tridiagonal = BlockTridiagonal(diagonal[:step], lower[: step - 1], r0.double())
+        checked = tol is not None and step >= min_steps and (step % check_every == 0 or step == max_steps)
+        converged = checked and _block_settled(tridiagonal, lower[step - 1], tol, n_top, n_bottom, dim)
+        if converged or step == max_steps:
+            return BlockLanczosRun(tridiagonal, basis[:end], lower[step - 1], converged or tol is None)
+        if end + b > basis.shape[0]:
+            basis = _grown(basis, 0, min(2 * basis.shape[0], (max_steps + 1) * b))
+        basis[end:end + b] = following
+    raise AssertionError("unreachable")
+
+
+def _block_settled(tridiagonal: BlockTridiagonal, next_lower: Tensor, tol: float, n_top: int, n_bottom: int,
+                   dim: int) -> bool:
+    """The n_top + 1 largest and n_bottom + 1 smallest Ritz pairs (fewer when the space is the whole
+    space) have residual <= tol * max|theta| (one host sync)."""
+    steps = tridiagonal.steps
+    top, bottom = (min(n + 1, steps) if n else 0 for n in (n_top, n_bottom))
+    if steps < dim and steps < top + bottom:
+        return False
+    values, vectors = torch.linalg.eigh(tridiagonal.matrix())
+    wanted = list(range(bottom)) + list(range(steps - top, steps))
+    b = next_lower.shape[0]
+    residual = torch.linalg.vector_norm(next_lower @ vectors[-b:, wanted], dim=0)
+    return bool((residual <= tol * values.abs().amax()).all())
+
+
+def _orthonormal_rows(w: Tensor, fresh: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor]:
+    """Q, R with w = R^T Q (rows; R upper triangular) and Q orthonormal, for rows ``w`` and random rows
+    ``fresh`` already orthogonal to the basis. Gram-Schmidt twice; a row whose remainder is below
+    ``threshold`` (rank deficiency, an invariant subspace) gets R_ii = 0 and the matching random row
+    made orthogonal, chosen by ``torch.where`` so the host never waits."""
+    b = w.shape[0]
+    tiny = torch.finfo(w.dtype).tiny
+    r = w.new_zeros(b, b)
+    rows: list[Tensor] = []
+    for i in range(b):
+        v, f = w[i], fresh[i]
+        for _ in range(2):
+            if rows:
+                done = torch.stack(rows)
+                c = done @ v
+                v = v - c @ done
+                r[:i, i] += c
+                f = f - (done @ f) @ done
+        norm = torch.linalg.vector_norm(v)
+        broken = norm <= threshold
+        rows.append(torch.where(broken, f / torch.linalg.vector_norm(f).clamp_min(tiny), v / norm.clamp_min(tiny)))
+        r[i, i] = torch.where(broken, torch.zeros_like(norm), norm)
+    return torch.stack(rows), r

@@ -73,7 +73,9 @@ class CurvatureProblem:
     ``dtype=torch.float64`` analyses a cast copy of the model. ``mode``: ``"eval"`` (default),
     ``"train"`` or ``"keep"`` (see :func:`evaluation_mode`); stochastic modules are refused unless
     ``allow_stochastic``. ``check`` verifies once that the forward pass repeats and that products
-    are deterministic and symmetric. The model's parameters, mode and buffers are never changed.
+    are deterministic and symmetric. ``max_device_bytes`` (None: no limit) bounds what an operator
+    keeps on the model's device between products: chunk data and cached chunk graphs (default 1 GiB).
+    The model's parameters, mode and buffers are never changed.
     """
 
     model: nn.Module
@@ -88,10 +90,13 @@ class CurvatureProblem:
     mode: Mode = "eval"
     allow_stochastic: bool = False
     check: bool = True
+    max_device_bytes: int | None = 2**30
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
+        if self.max_device_bytes is not None and self.max_device_bytes < 0:
+            raise ValueError(f"max_device_bytes must be >= 0 or None, got {self.max_device_bytes}")
         if self.block is not None and self.params is not None:
             raise ValueError("give the block either as `block` or as `params`, not both")
         if isinstance(self.data, Iterator):

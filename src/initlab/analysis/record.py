@@ -1,24 +1,30 @@
 """One solve, one record: extreme eigenvalues, certificates, trace and density of a curvature problem.
 
 The paper's step-size rule gamma* = 1/||H|| (and the edge of stability 2/lambda_max of gradient
-descent on the quadratic model) needs lambda_max of the Hessian. One Lanczos run from a
-Rademacher probe gives the top-k / bottom-k Ritz pairs with their residual certificates, and the
-same run (continued to ``density_steps`` when a density is asked for) is the first SLQ probe and
-the first Hutchinson sample; the other probes run batched. ``benchmarks/curvature.py`` compares
-it with PyHessian's power iteration.
+descent on the quadratic model) needs lambda_max of the Hessian, and it must be the largest
+eigenvalue, not merely one with a small residual. One block Lanczos run from two Rademacher
+probes gives the top-k / bottom-k Ritz pairs with their residual certificates; the same run
+(continued to ``density_steps`` block steps when a density is asked for) serves as the first two
+SLQ probes; the other SLQ probes run batched. The trace is exact where the Hessian's trace is the
+Gauss-Newton matrix's (ReLU networks: :mod:`initlab.analysis.gauss_newton`); otherwise the eigen
+run's Krylov space is traced exactly and Hutchinson probes estimate the rest (a deflated trace).
+``benchmarks/curvature.py`` compares it with PyHessian's power iteration.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from initlab.analysis.lanczos import LanczosRun, RitzPairs, lanczos
+from initlab.analysis._modes import evaluation_mode
+from initlab.analysis.gauss_newton import gauss_newton_trace, residual_trace_vanishes, samples_independent
+from initlab.analysis.lanczos import BlockLanczosRun, RitzPairs, block_lanczos, lanczos
 from initlab.analysis.operators import CurvatureOperator, DatasetOperator
 from initlab.analysis.problem import CurvatureProblem
-from initlab.analysis.spectrum import rademacher_probes, spectral_density, trace_estimate
+from initlab.analysis.spectrum import TraceEstimate, rademacher_probes, spectral_density, trace_estimate
 
 Which = Literal["top", "bottom", "both"]
 WANTED: dict[str, tuple[bool, bool]] = {"top": (True, False), "bottom": (False, True), "both": (True, True)}
@@ -52,6 +58,7 @@ class CurvatureRecord:
     settings: dict[str, object]
     trace: float | None = None
     trace_se: float | None = None
+    trace_method: str | None = None
     density: dict[str, object] | None = None
     layer_share: dict[str, float] = field(default_factory=dict)
     top_vectors: Tensor | None = field(default=None, repr=False)
@@ -82,6 +89,7 @@ class CurvatureRecord:
             "residuals": self.residuals,
             "trace": finite(self.trace),
             "trace_se": finite(self.trace_se),
+            "trace_method": self.trace_method,
             "density": self.density,
             "layer_share": self.layer_share,
             "n_products": self.n_products,
@@ -108,31 +116,45 @@ def curvature_record(
     grid: int = 500,
     seed: int = 0,
     v0: Tensor | None = None,
+    block_size: int = 2,
 ) -> CurvatureRecord:
-    """Top-k / bottom-k eigenvalues (``which``), trace and spectral density of ``problem`` from one Lanczos.
+    """Top-k / bottom-k eigenvalues (``which``), trace and spectral density of ``problem`` from one block Lanczos.
 
-    The eigen run starts from Rademacher probe 0 (or from ``v0``, e.g. the previous top
-    eigenvector when tracking lambda_max during training: a few products instead of dozens) and
-    stops when every wanted Ritz pair has residual <= ``tol`` * spectral scale, after at most
-    ``max_steps`` (default 300) products. ``density_probes`` > 0: that run continues to at least
-    ``density_steps`` and serves as SLQ probe 0; the other probes run ``density_steps`` steps,
-    batched. ``trace_probes`` >= 2: Hutchinson samples, the SLQ probes' included. Non-converged
-    runs return the current Ritz pairs with ``converged=False``.
+    The eigen run is a block Lanczos from ``block_size`` Rademacher probes. A warm start ``v0`` (a
+    vector or columns, e.g. the previous record's ``top_vectors`` when tracking lambda_max during
+    training) replaces the first probes; at least one random probe stays in the block, so an
+    eigenvalue that overtook the previous top is still found. It stops when the
+    wanted pairs and their next neighbour have residual <= ``tol`` * spectral scale, after at most
+    ``max_steps`` (default 300) products; ``converged=False`` otherwise (the current Ritz pairs are
+    returned). ``density_probes`` > 0: the run continues to ``density_steps`` block steps and its
+    block quadrature serves as the first ``block_size`` SLQ probes; the other probes run
+    ``density_steps`` steps, batched. ``trace_probes`` >= 2: the trace and its standard error, from
+    the exact Gauss-Newton trace where the problem allows it (:func:`hessian_trace`).
     """
     if which not in WANTED:
         raise ValueError(f"which must be one of {list(WANTED)}, got {which!r}")
     operator = as_operator(problem)
     if not 0 < k < operator.dim:
         raise ValueError(f"need 0 < k={k} < dimension {operator.dim}")
+    if trace_probes == 1:
+        raise ValueError("trace_probes: need at least 2 probes for a standard error (or 0 for no trace)")
     before = operator.n_products
     n_top, n_bottom = (k * wanted for wanted in WANTED[which])
-    probes = rademacher_probes(max(1, trace_probes, density_probes), operator.dim, seed, operator.dtype,
-                               operator.device)
     warm = v0 is not None
-    start = v0.reshape(1, -1).to(operator.device, operator.dtype) if warm else probes[:1]
+    columns = v0.reshape(operator.dim, -1).T.to(operator.device, operator.dtype) if warm else None
+    block = max(1, min(max(block_size, len(columns) + 1 if warm else 0), operator.dim // 2))
+    max_block_steps = max(-(-(max_steps or 300) // block), density_steps if density_probes else 0)
+    while block * max_block_steps >= operator.dim and operator.dim % block:
+        block -= 1  # a run that may span the whole space needs blocks that tile it (exact Ritz values at the end)
+    served = 0 if warm else block  # SLQ probes the eigen run serves (a warm start is not a random probe)
+    extra = max(0, density_probes - served) if density_probes else 0
+    probes = rademacher_probes(block + extra + trace_probes, operator.dim, seed, operator.dtype, operator.device)
+    start = probes[:block].clone()
+    if warm:
+        start[:len(columns)] = columns[:block]
     min_steps = density_steps if density_probes and not warm else 0
-    run = lanczos(operator.rows, start, max_steps or 300, tol, n_top, n_bottom, min_steps, seed=seed)
-    top, bottom = run.pairs(0, n_top, n_bottom)
+    run = block_lanczos(operator.rows, start, max_block_steps, tol, n_top, n_bottom, min_steps, seed=seed)
+    top, bottom = run.pairs(n_top, n_bottom)
     scale = max([abs(v) for v in top.values.tolist() + bottom.values.tolist()] + [1e-300])
     floor = torch.finfo(operator.dtype).eps  # the bound is exact up to rounding: never report less than eps
     record = CurvatureRecord(
@@ -144,14 +166,58 @@ def curvature_record(
         converged=run.converged,
         steps=run.tridiagonal.steps,
         settings={**operator.settings, "k": k, "which": which, "tol": tol, "warm_start": warm, "seed": seed,
-                  "trace_probes": trace_probes, "density_probes": density_probes, "density_steps": density_steps},
+                  "block_size": block, "trace_probes": trace_probes, "density_probes": density_probes,
+                  "density_steps": density_steps},
         top_vectors=_columns(top),
         bottom_vectors=_columns(bottom),
         layer_share=_layer_share(operator, top),
     )
-    _probe_quantities(record, operator, run, probes, warm, trace_probes, density_probes, density_steps, grid, seed)
+    if density_probes:
+        tridiagonals = [] if warm else [run.tridiagonal]
+        if extra:
+            tridiagonals.append(lanczos(operator.rows, probes[block:block + extra], density_steps).tridiagonal)
+        record.density = spectral_density(tridiagonals, operator.dim, grid)
+    if trace_probes:
+        (record.trace, record.trace_se), record.trace_method = hessian_trace(operator, run, probes[block + extra:])
     record.n_products = operator.n_products - before
     return record
+
+
+TRACE_METHODS = {
+    "gauss_newton_exact": "tr(G) exact from per-sample Jacobians; tr(R) = 0 (piecewise linear) or M is G: SE 0",
+    "deflated_hutchinson": "tr(T) on the eigen run's Krylov space + Hutchinson on its complement",
+}
+
+
+def hessian_trace(operator: CurvatureOperator, run: BlockLanczosRun, probes: Tensor) -> tuple[TraceEstimate, str]:
+    """tr(M) +- SE and the method (a key of ``TRACE_METHODS``). Exact (SE 0) for a data set's Gauss-Newton
+    matrix, and for its Hessian when tr(R) = 0 (every parameter behind piecewise-linear layers: ReLU
+    networks), provided its samples enter independently: tr(H) = tr(G) from per-sample Jacobians,
+    no probes, no products. Otherwise :func:`deflated_trace` on the eigen run with ``probes``
+    (Hutchinson on tr(R) = tr(H - G) alone measured a larger SE than that on the tanh pipeline MLP:
+    R's variance is not smaller than H's bulk there)."""
+    if isinstance(operator, DatasetOperator):
+        problem = operator.problem
+        with evaluation_mode(operator.work, problem.mode, problem.allow_stochastic):
+            exact = samples_independent(operator.work) and (
+                problem.kind == "gauss_newton" or residual_trace_vanishes(operator.work, operator.block.names))
+            if exact:
+                params = dict(zip(operator.block.names, operator.params, strict=True))
+                trace = gauss_newton_trace(operator.work, params, problem.loss_fn, operator.chunks())
+                return TraceEstimate(trace, 0.0), "gauss_newton_exact"
+    return deflated_trace(operator.rows, run, probes), "deflated_hutchinson"
+
+
+def deflated_trace(apply: Callable[[Tensor], Tensor], run: BlockLanczosRun, probes: Tensor) -> TraceEstimate:
+    """tr(M) = tr(U^T M U) + tr((I - P) M (I - P)) for the run's orthonormal basis U (P = U U^T): the first
+    term exactly from the block tridiagonal, the second by Hutchinson with ``probes`` projected off U
+    (one product each). The standard error is that of the second term alone."""
+    basis = run.basis
+    residual = probes - (probes @ basis.T) @ basis
+    residual = residual - (residual @ basis.T) @ basis
+    samples = (residual * apply(residual)).sum(dim=1)
+    estimate = trace_estimate(samples)
+    return TraceEstimate(estimate.estimate + run.tridiagonal.trace().item(), estimate.standard_error)
 
 
 def _columns(pairs: RitzPairs) -> Tensor | None:
@@ -168,24 +234,6 @@ def _layer_share(operator: CurvatureOperator, top: RitzPairs) -> dict[str, float
         shares[layer] = shares.get(layer, 0.0) + part.double().pow(2).sum().item()
     return shares
 
-
-def _probe_quantities(record: CurvatureRecord, operator: CurvatureOperator, run: LanczosRun, probes: Tensor,
-                      warm: bool, trace_probes: int, density_probes: int, density_steps: int, grid: int,
-                      seed: int) -> None:
-    """Fill ``record.density`` (SLQ) and ``record.trace`` (Hutchinson) from the eigen run and more probes."""
-    first = 0 if warm else 1  # probe 0 already ran as the eigen run
-    tridiagonals = [run.tridiagonal] if first else []
-    if density_probes > first:
-        extra = lanczos(operator.rows, probes[first:density_probes], density_steps, seed=seed)
-        tridiagonals.append(extra.tridiagonal)
-    if density_probes:
-        record.density = spectral_density(tridiagonals, operator.dim, grid)
-    if trace_probes:  # alpha_1 of a normalized +-1 probe is z^T M z / dim: free Hutchinson samples
-        free = [operator.dim * t.alphas[:, 0] for t in tridiagonals]
-        free = torch.cat(free)[:trace_probes] if free else probes.new_zeros(0, dtype=torch.float64)
-        rest = probes[len(free):trace_probes]
-        paid = (rest * operator.rows(rest)).sum(dim=1) if len(rest) else rest.new_zeros(0)
-        record.trace, record.trace_se = trace_estimate(torch.cat([free, paid.double()]))
 
 def top_eigenvalue(problem: CurvatureProblem, tol: float = 1e-3, seed: int = 0) -> float:
     """lambda_max of the problem's curvature (what ``optim.lr=auto`` and the curvature callback need)."""

@@ -24,9 +24,11 @@ class AnalysisSettings:
     """What ``analyze_model`` measures and how precisely (``conf/analyze.yaml`` ``analysis``).
 
     ``k_top`` top eigenvalues (the bottom one is always reported); ``tol`` Lanczos relative
-    residual; ``trace_probes`` Hutchinson probes; ``slq_probes`` x ``slq_steps`` the spectral
-    density; ``jacobian_tol`` relative accuracy of the per-sample ||J^(k)||^2; ``batch_size``
-    samples per chunk (bounds memory); ``include_bias`` in the layer blocks H_w(k)."""
+    residual; ``trace_probes`` Hutchinson probes where the trace is not exact (0: no trace);
+    ``slq_probes`` x ``slq_steps`` the spectral density; ``jacobian_tol`` relative accuracy of the
+    per-sample ||J^(k)||^2; ``batch_size`` samples per chunk (bounds memory); ``include_bias`` in the
+    layer blocks H_w(k);
+    ``max_device_bytes`` what an operator keeps on the device between products (chunks, graphs)."""
 
     k_top: int = 3
     tol: float = 1e-4
@@ -37,13 +39,14 @@ class AnalysisSettings:
     jacobian_tol: float = 1e-3
     batch_size: int | None = 1024
     include_bias: bool = True
+    max_device_bytes: int | None = 2**30
     seed: int = 0
 
     def problem(self, model: nn.Module, loss_fn: LossFn, data: DataSource, dtype: torch.dtype | None = None
                 ) -> CurvatureProblem:
         """The full-Hessian problem these settings analyse."""
         return CurvatureProblem(model, loss_fn, data, batch_size=self.batch_size, include_bias=self.include_bias,
-                                dtype=dtype)
+                                dtype=dtype, max_device_bytes=self.max_device_bytes)
 
 
 def _relu_after(segment_modules: nn.Sequential, names: dict[int, str], fractions: dict[str, float]) -> float | None:
@@ -84,7 +87,8 @@ def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None =
     Gauss-Newton block lambda_max, Theorem 2 bounds as written / corrected with ratios
     lambda_max / bound, forward and backward variances, dead-ReLU fraction (None without ReLU).
     Global: top-k eigenvalues with residuals, bottom eigenvalue, lambda_min / lambda_max, SLQ
-    negative-eigenvalue share, Hutchinson trace +- SE, the top eigenvector's share per layer,
+    negative-eigenvalue share, trace +- SE and ``trace_method`` (exact for ReLU nets), the top eigenvector's
+    share per layer,
     lr_gamma_star = 1/lambda_max (paper: largest step that guarantees decrease on the quadratic
     model) and lr_edge = 2/lambda_max (gradient descent stability edge), loss, gradient norm,
     products used. ``esd``: SLQ grid, density and Ritz nodes/weights.
@@ -115,6 +119,7 @@ def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None =
             "negative_share_any": esd["negative_share_any"],
             "trace": record.trace,
             "trace_se": record.trace_se,
+            "trace_method": record.trace_method,
             "trace_estimate_slq": esd["trace_estimate"],
             "top_eigenvector_layer_share": record.layer_share,
             "lr_gamma_star": finite(1.0 / lambda_max) if lambda_max > 0 else None,

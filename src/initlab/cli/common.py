@@ -5,8 +5,10 @@ code 2, before Lightning is imported. In a ``-m`` sweep a rejected job is record
 ``status: failed`` and the other jobs go on.
 """
 
+import errno
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,16 +19,22 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from initlab.config import CONFIG_DIR, ConfigError, hydra_error, register_resolvers, validate_config
-from initlab.schema import MAX_NAME, problem
+from initlab.config import CONFIG_DIR, ConfigError, check_overrides, hydra_error, register_resolvers, validate_config
+from initlab.schema import problem
+from initlab.training.records import RunDirBusy, lock_run_dir, metrics_record, write_json
+from initlab.training.signals import Interrupted, interruptible
+from initlab.training.noise import quiet_third_party
 
 log = logging.getLogger(__name__)
 TREE_ORDER = ("data", "model", "init", "optim", "sched", "trainer", "callbacks", "logger", "paths")
 EXIT_CONFIG_ERROR = 2
+# A disk that refuses a write (full, over quota, read-only, no permission): the user's machine, not a bug.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None) -> None:
-    """Show the composed config as a rich tree (groups first); keep an unwrapped copy in the run dir."""
+def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None, show: bool = True) -> None:
+    """The composed config as a rich tree (groups first): an unwrapped copy in the run dir, on the console if ``show``
+    (``print_config=true``; the apps keep the console for what the run finds)."""
     import rich
     import rich.console
     import rich.syntax
@@ -38,7 +46,8 @@ def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None) -> No
         node = cfg[key]
         text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
         tree.add(str(key)).add(rich.syntax.Syntax(text.rstrip("\n"), "yaml", background_color="default"))
-    rich.print(tree)
+    if show:
+        rich.print(tree)
     if save_dir is not None:
         path = Path(save_dir) / "config_tree.log"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,18 +68,37 @@ def _reject(err: ConfigError) -> None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         exit_config_error(err)
-    from initlab.training.records import metrics_record, write_json
-
     log.error("job rejected (sweep continues): %s", err)
     write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", metrics_record("failed", {}, error=f"ConfigError: {err}"))
 
 
-def check_override_keys(args: list[str]) -> None:
-    """Refuse a key no config can have before Hydra looks it up as a file name (the OS caps names at 255)."""
-    for arg in args:
-        key, _, value = arg.partition("=")
-        if value and len(key.lstrip("+~")) > MAX_NAME:
-            raise ConfigError(problem(key.lstrip("+~"), value, f"unknown key (keys are at most {MAX_NAME} characters)"))
+def disk_error(err: OSError) -> ConfigError | None:
+    """A write the disk refused as one line, None for any other OSError."""
+    if err.errno not in DISK_ERRORS:
+        return None
+    return ConfigError(problem(str(err.filename or "output"), err.strerror, "needs a writable folder with free space (paths.log_dir, hydra.run.dir)"))
+
+
+def lock(output_dir: str | Path, key: str = "hydra.run.dir") -> None:
+    """One writer per run (or sweep) dir: a second process exits 2 naming the first."""
+    try:
+        lock_run_dir(Path(output_dir).resolve())
+    except RunDirBusy as err:
+        exit_config_error(ConfigError(problem(key, str(output_dir), str(err))))
+
+
+def _named_output_dir(args: list[str]) -> tuple[str, str] | None:
+    """(key, dir) of a run or sweep dir named on the command line; None when Hydra picks a fresh timestamped one."""
+    key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
+    values = [arg.lstrip("+").partition("=")[2] for arg in args if arg.lstrip("+").partition("=")[0] == key]
+    return (key, values[-1]) if values and values[-1] and "${" not in values[-1] else None
+
+
+def _stopped(output_dir: Path, err: Interrupted) -> None:
+    """A signal before the run's own bookkeeping started (validation, imports): recorded, exit 128 + the signal."""
+    record = metrics_record("interrupted", {}, error=f"{err!r} while the run was starting; nothing was trained, run it again")
+    write_json(output_dir / "metrics.json", record)
+    raise SystemExit(128 + err.signum) from None
 
 
 def make_main(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
@@ -78,14 +106,28 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[
     register_resolvers()
 
     def job(cfg: DictConfig) -> Any:
+        output_dir = Path(cfg.paths.output_dir)
         try:
-            validate_config(cfg)
+            return checked_job(cfg, output_dir)
+        except Interrupted as err:
+            _stopped(output_dir, err)
+        except OSError as err:  # the run recorded it as failed (where the disk let it): one line, exit 1
+            if (line := disk_error(err)) is None:
+                raise
+            print(f"initlab: {line}", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+    def checked_job(cfg: DictConfig, output_dir: Path) -> Any:
+        lock(output_dir)
+        try:
+            validate_config(cfg, data_files=True)
         except ConfigError as err:
             return _reject(err)
-        print_config_tree(cfg, save_dir=cfg.paths.output_dir)
         from initlab.data.errors import DatasetError  # imports torch: only once the config is valid
 
+        quiet_third_party()  # again: a launcher's worker process (joblib) runs only this function
         try:
+            print_config_tree(cfg, save_dir=cfg.paths.output_dir, show=bool(cfg.get("print_config", False)))
             return task(cfg)
         except (ConfigError, DatasetError) as err:  # found with the data, or a checkpoint that cannot be resumed
             exit_config_error(err)
@@ -93,16 +135,24 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(job)
 
     def main() -> Any:
-        from initlab.training.noise import quiet_third_party
-
         quiet_third_party()
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors instead of printing a traceback
         try:
-            check_override_keys(sys.argv[1:])
-            return app()
+            with interruptible():
+                check_overrides(sys.argv[1:])
+                if named := _named_output_dir(sys.argv[1:]):
+                    lock(named[1], key=named[0])
+                return app()
         except ConfigError as err:
             exit_config_error(err)
         except (HydraException, OmegaConfBaseException) as err:
             exit_config_error(hydra_error(err))
+        except Interrupted as err:
+            print(f"initlab: interrupted by {signal.Signals(err.signum).name} before the run started", file=sys.stderr, flush=True)
+            sys.exit(128 + err.signum)
+        except OSError as err:  # Hydra could not make the run dir or its log file
+            if (line := disk_error(err)) is None:
+                raise
+            exit_config_error(line)
 
     return main

@@ -1,4 +1,5 @@
-"""Hydra callback: after a multirun, count job statuses and exit with the number of failed jobs."""
+"""Hydra callback: after a multirun, aggregate, name the objective in Optuna's results, count job statuses and exit
+with the number of failed jobs."""
 
 import json
 import sys
@@ -9,6 +10,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+# What hydra-optuna-sweeper writes into the sweep dir at the end (best_params, best_value).
+OPTUNA_RESULTS = "optimization_results.yaml"
+
 
 def sweep_statuses(sweep_dir: str | Path) -> Counter:
     """Status counts over the sweep's ``*/metrics.json`` (a job without one counts as failed)."""
@@ -17,6 +21,19 @@ def sweep_statuses(sweep_dir: str | Path) -> Counter:
         record = job_dir / "metrics.json"
         counts[json.loads(record.read_text()).get("status", "failed") if record.exists() else "failed"] += 1
     return counts
+
+
+def name_objective(results: Path) -> None:
+    """Add to an Optuna sweeper's results the metric its ``best_value`` is (the sweep's objective, as in aggregate.md)."""
+    if not results.is_file():
+        return
+    import yaml
+
+    from initlab.aggregate import OBJECTIVE, direction
+
+    content = yaml.safe_load(results.read_text()) or {}
+    content["objective"] = f"{direction(OBJECTIVE)} {OBJECTIVE}"
+    results.write_text(yaml.safe_dump(content, sort_keys=False))
 
 
 class SweepSummary(Callback):
@@ -31,6 +48,7 @@ class SweepSummary(Callback):
             from initlab.aggregate import aggregate
 
             print(aggregate(sweep_dir)["markdown"], flush=True)
+        name_objective(sweep_dir / OPTUNA_RESULTS)
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         print(f"sweep {sweep_dir}: {summary}", flush=True)
         if counts["failed"]:

@@ -9,7 +9,7 @@ from initlab.cli.common import make_main
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train one model; returns the final val loss (what sweepers such as Optuna minimize)."""
+    """Train one model; returns the sweep objective, ``initlab.aggregate.OBJECTIVE`` (what Optuna optimizes)."""
     from initlab.training.run import run_training
 
     return run_training(cfg)

@@ -1,30 +1,33 @@
 """In-memory datamodules: each dataset normalized once and batched by index.
 
-torchvision and scikit-learn are imported inside the loading functions, never here.
+Names are imported on first use (PEP 562): ``initlab.data.sources`` and the config checks load
+without torch or Lightning; torchvision and scikit-learn load only inside the loading functions.
 """
 
-from initlab.data.base import TensorDataModule
-from initlab.data.cifar import CIFAR10DataModule
-from initlab.data.digits import DigitsDataModule
-from initlab.data.errors import CorruptDatasetError, DatasetNotFoundError
-from initlab.data.loader import EpochSampler, InMemoryLoader
-from initlab.data.mnist import FashionMNISTDataModule, MNISTDataModule
-from initlab.data.mnist_t10k import MNISTT10kDataModule
-from initlab.data.registry import DATAMODULES, datamodule_class
-from initlab.data.splits import TensorSplit
+import importlib
+from typing import Any
 
-__all__ = [
-    "DATAMODULES",
-    "CIFAR10DataModule",
-    "CorruptDatasetError",
-    "DatasetNotFoundError",
-    "DigitsDataModule",
-    "EpochSampler",
-    "FashionMNISTDataModule",
-    "InMemoryLoader",
-    "MNISTDataModule",
-    "MNISTT10kDataModule",
-    "TensorDataModule",
-    "TensorSplit",
-    "datamodule_class",
-]
+# Public name -> the submodule that defines it.
+_EXPORTS = {
+    "TensorDataModule": "base",
+    "CIFAR10DataModule": "cifar",
+    "DigitsDataModule": "digits",
+    "CorruptDatasetError": "errors",
+    "DatasetNotFoundError": "errors",
+    "EpochSampler": "loader",
+    "InMemoryLoader": "loader",
+    "FashionMNISTDataModule": "mnist",
+    "MNISTDataModule": "mnist",
+    "MNISTT10kDataModule": "mnist_t10k",
+    "DATAMODULES": "registry",
+    "datamodule_class": "registry",
+    "TensorSplit": "splits",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -1,5 +1,6 @@
 """``TensorDataModule``: a dataset held as normalized in-memory tensors and batched by index."""
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,10 +10,13 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from initlab.data.cache import PreparedData, load_prepared, save_prepared
+from initlab.data.cache import PreparedData, files_sha256, load_prepared, save_prepared
 from initlab.data.device import check_device_request, resolve_device
 from initlab.data.loader import InMemoryLoader
+from initlab.data.errors import CorruptDatasetError
 from initlab.data.splits import TensorSplit, channel_stats, normalize
+
+log = logging.getLogger(__name__)
 
 
 class TensorDataModule(pl.LightningDataModule, ABC):
@@ -78,10 +82,18 @@ class TensorDataModule(pl.LightningDataModule, ABC):
         splits = {name: TensorSplit(normalize(s.x, mean, std), s.y) for name, s in raw.items()}
         return PreparedData(**splits, mean=mean, std=std)
 
+    def source_files(self) -> list[Path]:
+        """The files the splits are built from: their digest goes into the cache and is compared at every load, so a
+        source changed after the cache was built is noticed. None for data bundled in a library (digits)."""
+        return []
+
+    def source_digest(self) -> str:
+        return files_sha256([p for p in self.source_files() if p.is_file()])
+
     def materialize(self, path: str | Path) -> Path:
-        """Build the prepared data and save it to ``path``; returns the path."""
+        """Build the prepared data and save it to ``path`` with its hashes; returns the path."""
         path = Path(path)
-        save_prepared(self.build(), path)
+        save_prepared(self.build(), path, source=self.source_digest())
         return path
 
     def prepare_data(self) -> None:
@@ -104,11 +116,24 @@ class TensorDataModule(pl.LightningDataModule, ABC):
 
     def _load(self) -> None:
         """Read the cache when present (else build in memory), check it and keep it on the CPU."""
-        data = load_prepared(self.cache_path) if self.cache_path.exists() else self.build()
+        data = self._verified_cache() if self.cache_path.exists() else self.build()
         self.check_declared(data)
         train = data.train if self.limit_train is None else data.train.head(self.limit_train)
         self.train_data, self.val_data, self.test_data = train, data.val, data.test
         self.mean, self.std = data.mean, data.std
+
+    def _verified_cache(self) -> PreparedData:
+        """The cache if it proves whole and built from today's sources; else rebuilt from the sources (and rewritten)."""
+        try:
+            return load_prepared(self.cache_path, source=self.source_digest())
+        except CorruptDatasetError as err:
+            log.warning("%s; rebuilding it from the source data", err)
+        data = self.build()
+        try:
+            save_prepared(data, self.cache_path, source=self.source_digest())
+        except OSError as err:  # a read-only data dir: this run uses the rebuilt data, the next one rebuilds again
+            log.warning("could not rewrite %s (%s)", self.cache_path, err)
+        return data
 
     def _place(self, trainer_device: torch.device | None) -> None:
         splits = [self._require(s) for s in (self.train_data, self.val_data, self.test_data)]

@@ -17,14 +17,27 @@ from initlab.data.errors import CorruptDatasetError
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
+# The most bytes an IDX file may promise: 5x MNIST's largest (60,000 x 28 x 28 = 47 MB). A header is read first and
+# its promise checked against this before anything is allocated, so a planted gzip cannot inflate without bound.
+MAX_IDX_BYTES = 256 * 2**20
 
 
-def read_idx_bytes(path: Path) -> bytes:
-    """The file's IDX bytes, gunzipped when the name ends in ``.gz``."""
-    if path.suffix != ".gz":
-        return path.read_bytes()
+def read_idx_bytes(path: Path, limit: int = MAX_IDX_BYTES) -> bytes:
+    """The file's IDX bytes, gunzipped when the name ends in ``.gz``, never more than its header promises.
+
+    The header (magic and sizes) is read first; a file promising more than ``limit`` bytes fails
+    before its payload is read, and a payload longer than promised fails after one byte more.
+    """
     try:
-        return gzip.decompress(path.read_bytes())
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
+            head = handle.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            sizes = handle.read(4 * ndim)
+            header = head + sizes
+            promised = prod(struct.unpack(f">{ndim}I", sizes)) if len(sizes) == 4 * ndim else 0
+            if promised > limit:
+                raise CorruptDatasetError(f"{path}: IDX header promises {promised:,} bytes, more than the {limit:,} an IDX file may hold")
+            return header + handle.read(promised + 1)
     except (OSError, EOFError, zlib.error) as err:
         raise CorruptDatasetError(f"{path}: not a complete gzip file ({err})") from err
 

@@ -44,13 +44,6 @@ class MNISTLikeDataModule(TorchvisionDataModule):
     def folder(self) -> Path:
         return self.root / self.torchvision_name / "raw"
 
-    def missing_files(self) -> list[str]:
-        return [f"{stem}.gz" for stem in IDX_FILES if not self._present(stem)]
-
-    def _present(self, stem: str) -> bool:
-        """The ``.gz`` is there, or (unverified only) its extracted version."""
-        return (self.folder / f"{stem}.gz").is_file() or (not self.verify_md5 and (self.folder / stem).is_file())
-
     def dataset_class(self) -> type:
         from torchvision import datasets
 

@@ -45,6 +45,9 @@ class MNISTT10kDataModule(TensorDataModule):
             return name
         return f"{name}-{hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:10]}"
 
+    def source_files(self) -> list[Path]:
+        return [self.path / name for name in MD5]
+
     def load_raw(self) -> dict[str, TensorSplit]:
         self._check_files()
         images, labels = read_idx_pair(self.path / IMAGES_FILE, self.path / LABELS_FILE)

@@ -10,6 +10,7 @@ from typing import Any
 from initlab.data.base import TensorDataModule
 from initlab.data.errors import DatasetNotFoundError
 from initlab.data.integrity import verify_md5
+from initlab.data.sources import SOURCES, Source, missing_files, not_found_message, unreachable
 from initlab.data.splits import TensorSplit, holdout_split, take
 
 # Per socket operation, while downloading: an unreachable network fails in seconds, not minutes.
@@ -48,9 +49,14 @@ class TorchvisionDataModule(TensorDataModule):
     def folder(self) -> Path:
         """The folder that holds the dataset files in torchvision's layout."""
 
-    @abstractmethod
+    @property
+    def source(self) -> Source:
+        """Folder, files and download hosts of this dataset (:mod:`initlab.data.sources`)."""
+        return SOURCES[self.name]
+
     def missing_files(self) -> list[str]:
         """Names of the expected files absent from :attr:`folder`."""
+        return missing_files(self.source, self.root, self.verify_md5)
 
     @abstractmethod
     def dataset_class(self) -> type:
@@ -59,6 +65,9 @@ class TorchvisionDataModule(TensorDataModule):
     @abstractmethod
     def expected_md5(self) -> dict[str, str]:
         """File name in :attr:`folder` -> the md5 torchvision publishes for it."""
+
+    def source_files(self) -> list[Path]:
+        return [self.folder / name for name in self.expected_md5()]
 
     def download_files(self) -> None:
         """Fetch the files with torchvision's own download code (which checks the archives' md5)."""
@@ -91,10 +100,16 @@ class TorchvisionDataModule(TensorDataModule):
             for name, md5 in self.expected_md5().items():
                 verify_md5(self.folder / name, md5, advice=MD5_ADVICE)
 
-    def fetch(self, missing: list[str]) -> None:
-        """Download the ``missing`` files if allowed, else raise naming them."""
+    def check_download(self, missing: list[str]) -> None:
+        """Raise naming the ``missing`` files unless a download is allowed and a download host answers."""
         if not self.download:
             raise DatasetNotFoundError(self._not_found_message(missing, "download=false"))
+        if reason := unreachable(self.source.urls):
+            raise DatasetNotFoundError(self._not_found_message(missing, reason))
+
+    def fetch(self, missing: list[str]) -> None:
+        """Download the ``missing`` files if allowed and possible, else raise naming them."""
+        self.check_download(missing)
         try:
             with socket_timeout(DOWNLOAD_SOCKET_TIMEOUT_S):
                 self.download_files()
@@ -105,8 +120,4 @@ class TorchvisionDataModule(TensorDataModule):
             raise DatasetNotFoundError(self._not_found_message(still_missing, "the download did not provide them"))
 
     def _not_found_message(self, missing: list[str], reason: str) -> str:
-        return (
-            f"{self.name}: dataset files not found in {self.folder} ({reason}). "
-            f"Put these files there: {', '.join(missing)}; "
-            f"or run with network access once (download=true)."
-        )
+        return not_found_message(self.name, self.folder, missing, reason)

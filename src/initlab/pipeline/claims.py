@@ -1,55 +1,73 @@
-"""The claims of the report: data (``params.yaml`` ``report.claims``) filled by one scaffold.
+"""The claims of the report: data (``params.yaml`` ``report``) filled by one scaffold.
 
-A claim's spec in ``params.yaml`` holds its text, source, expectation and correction (templates
-whose ``{placeholders}`` are filled from the spec itself and from the data), the region in which
-it holds and, for empirical claims, the interval method. A function of :data:`CLAIMS` turns tidy
-rows into the number(s) the verdict rests on and hands them to :func:`identity` or :func:`empirical`:
+A claim's spec holds its text, its source (``source``: where, ``quote``: the source's own words, as
+``docs/methods.md`` quotes them; a spec without a quote is one of *our own questions*, outside the
+paper's tally), expectation and correction (templates whose ``{placeholders}`` are filled from the
+spec and the data), and the region in which it holds. A function of :data:`CLAIMS` turns tidy rows
+into the number(s) the verdict rests on and hands them to :func:`derivation` or :func:`empirical`:
 
-* an **identity** (a derivation or exact check: no randomness decides it) is ``verified`` when the
-  computed number lies in the region, else ``contradicted``;
-* an **empirical** claim has one value per seed; the verdict compares their 95% interval with the
-  region: ``holds`` inside, ``fails`` outside, ``inconclusive`` when it straddles a boundary.
+* a **derivation** (deterministic: no seed, draw or grid decides it) is ``verified`` when the computed
+  number lies in the region, else ``contradicted``; a provable bound is ``verified`` with its looseness;
+* an **empirical** claim has one value per seed (or draw): the verdict compares their 95% interval with
+  the region: ``holds`` inside, ``fails`` outside, ``inconclusive`` when it straddles a boundary. A
+  grid-valued statistic carries its resolution (each value lies in [low_i, high_i]) and the interval
+  spans both ends, so it is inconclusive when the resolution straddles the region.
 
-A correction is printed only when the verdict is ``contradicted`` or ``fails``. Pure functions on
-rows (tested on synthetic rows).
+:func:`build` then adds what a reader needs to trust an empirical verdict: its p-value and the
+Holm-Bonferroni verdict over the empirical family, the smallest difference the design detects at n
+(80% power), and a robustness column: the verdict recomputed under the alternative protocols of
+:func:`alternatives` (interval method, margin x0.5 / x2, comparator, budget, coarser grid, one seed
+left out), ``robust`` when all agree. Selections read val, never test. Pure functions on rows.
 """
 
 import math
 import re
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from initlab.init import spectral_std
 from initlab.pipeline.tables import Row, group_by, loss_or_inf, setting_runs
-from initlab.stats import Interval, finite, interval
+from initlab.stats import (Interval, dkw_interval, dkw_p_values, finite, holm, interval, mean_std, min_detectable_difference,
+                           region_p_values)
 
 VERIFIED, CONTRADICTED = "verified", "contradicted"
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
-IDENTITY, EMPIRICAL = "identity", "empirical"
+DERIVATION, EMPIRICAL = "derivation", "empirical"
 CORRECTED = (CONTRADICTED, FAILS)
+ALPHA = 0.05  # every interval is 95%; a decision's p-value is compared with this
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One row of the report (``section`` identity or empirical)."""
+    """One row of the report: ``section`` derivation or empirical; ``source`` None for our own questions."""
 
     section: str
     id: str
     claim: str
-    source: str
+    source: str | None
+    quote: str | None
     measured: str
     expected: str
     verdict: str
     value: float | None
     reference: float | None = None
     interval: dict[str, Any] | None = None
+    p: float | None = None
+    mdd: float | None = None
     correction: str | None = None
     figure: str | None = None
+    adjusted: str | None = None
+    p_adjusted: float | None = None
+    robustness: str | None = None
+
+    @property
+    def own(self) -> bool:
+        return self.quote is None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"own": self.own}
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -91,28 +109,51 @@ def interval_verdict(iv: Interval, low: float, high: float) -> str:
     return INCONCLUSIVE
 
 
-def _fields(spec: dict[str, Any], data: dict[str, Any], reference: float | None = None) -> dict[str, Any]:
+def _texts(spec: dict[str, Any], values: dict[str, Any], verdict: str) -> dict[str, Any]:
+    return {"claim": render(spec["claim"], values), "source": spec.get("source"), "quote": spec.get("quote"),
+            "measured": render(spec["measured"], values), "expected": render(spec["expected"], values),
+            "correction": render(spec.get("correction"), values) if verdict in CORRECTED else None, "figure": spec.get("figure")}
+
+
+def derivation(cid: str, spec: dict[str, Any], computed: float | None, closed_form: float | None, **data: Any) -> Claim:
+    """A deterministic check: ``computed`` beside its ``closed_form``; verified when ``computed`` lies in the spec's region."""
+    low, high = region(spec, closed_form)
+    values = spec | data | {"computed": computed, "closed_form": closed_form, "low": low, "high": high}
+    verdict = point_verdict(computed, low, high)
+    return Claim(DERIVATION, cid, value=computed, reference=closed_form, verdict=verdict, **_texts(spec, values, verdict))
+
+
+def _drop(values: Sequence[Any], index: int | None) -> list[Any]:
+    return list(values) if index is None else [v for i, v in enumerate(values) if i != index]
+
+
+def empirical(cid: str, spec: dict[str, Any], per_seed: Sequence[float | None], lower: Sequence[float | None] | None = None,
+              upper: Sequence[float | None] | None = None, resolution: str | None = None, reference: float | None = None,
+              **data: Any) -> Claim:
+    """A claim decided by the 95% interval (``spec['interval']``: t or bootstrap) of its per-seed values against the
+    region. A grid-valued statistic also has ``lower`` / ``upper`` ends (each true value lies in [lower_i, upper_i], a
+    ``resolution`` the report names); the interval then runs from the lower ends' low to the upper ends' high, while
+    the mean and std are the grid values'. ``spec['drop_seed']`` leaves one value out (a robustness alternative)."""
+    method, drop = spec.get("interval", "t"), spec.get("drop_seed")
+    points = _drop(per_seed, drop)
+    lows, highs = _drop(per_seed if lower is None else lower, drop), _drop(per_seed if upper is None else upper, drop)
+    iv_point, iv_low, iv_high = interval(points, method), interval(lows, method), interval(highs, method)
+    iv = Interval(iv_point.n, iv_point.mean, iv_point.std, iv_low.low, iv_high.high, method)
     low, high = region(spec, reference)
-    return spec | data | {"low": low, "high": high}
+    p_in, p_out = region_p_values(lows, highs, low, high, method)
+    widths = finite(h - l for l, h in zip(lows, highs, strict=True) if l is not None and h is not None)
+    mdd = max(min_detectable_difference(iv.std, iv.n), statistics.fmean(widths) if widths else 0.0)  # nothing finer than the grid
+    return _decided(cid, spec, iv, (p_in, p_out), (low, high), mdd, resolution, reference, data)
 
 
-def identity(cid: str, spec: dict[str, Any], computed: float | None, closed_form: float | None, **data: Any) -> Claim:
-    """An exact check: ``computed`` beside its ``closed_form``; verified when ``computed`` lies in the spec's region."""
-    values = _fields(spec, data | {"computed": computed, "closed_form": closed_form}, closed_form)
-    verdict = point_verdict(computed, values["low"], values["high"])
-    return Claim(IDENTITY, cid, render(spec["claim"], values), spec["source"], render(spec["measured"], values),
-                 render(spec["expected"], values), verdict, computed, closed_form, None,
-                 render(spec.get("correction"), values) if verdict in CORRECTED else None, spec.get("figure"))
-
-
-def empirical(cid: str, spec: dict[str, Any], per_seed: Sequence[float | None], **data: Any) -> Claim:
-    """A claim decided by the 95% interval (``spec['interval']``: t or bootstrap) of its per-seed values against the region."""
-    iv = interval(per_seed, spec.get("interval", "t"))
-    values = _fields(spec, data | {"n": iv.n, "mean": iv.mean, "ci_low": iv.low, "ci_high": iv.high, "method": iv.method})
-    verdict = interval_verdict(iv, *region(spec))
-    return Claim(EMPIRICAL, cid, render(spec["claim"], values), spec["source"], render(spec["measured"], values),
-                 render(spec["expected"], values), verdict, iv.mean, None, iv.to_dict(),
-                 render(spec.get("correction"), values) if verdict in CORRECTED else None, spec.get("figure"))
+def _decided(cid: str, spec: dict, iv: Interval, p: tuple[float, float], bounds: tuple[float, float], mdd: float,
+             resolution: str | None, reference: float | None, data: dict) -> Claim:
+    verdict = interval_verdict(iv, *bounds)
+    decision_p = {HOLDS: p[0], FAILS: p[1]}.get(verdict, min(p))
+    values = spec | data | {"n": iv.n, "mean": iv.mean, "ci_low": iv.low, "ci_high": iv.high, "method": iv.method,
+                            "low": bounds[0], "high": bounds[1], "reference": reference}
+    return Claim(EMPIRICAL, cid, value=iv.mean, reference=reference, verdict=verdict, p=decision_p, mdd=mdd,
+                 interval=iv.to_dict() | {"resolution": resolution}, **_texts(spec, values, verdict))
 
 
 def per_seed(rows: Sequence[Row], value: Callable[[list[Row]], float | None]) -> list[float | None]:
@@ -128,45 +169,64 @@ def _finite_max(values: Sequence[Any]) -> float | None:
     return max(finite(values), default=None)
 
 
-# ---------------------------------------------------------------- identities and derivations
+def _truthy(value: Any) -> bool:
+    return value in (True, "True", "true", 1)
+
+
+# ---------------------------------------------------------------- derivations (deterministic)
 
 
 def rem3_sigma_ratio(data: dict, spec: dict) -> Claim:
     """Paper Remark 3 on a square layer of the pipeline's width: sigma_spectral / sigma_Glorot."""
     n = spec["width"]
     computed = spectral_std(n, n) / math.sqrt(2 / (n + n))
-    return identity("rem3_sigma_ratio", spec, computed, math.sqrt(2 * n) / (math.sqrt(2) * 2 * math.sqrt(n)))
+    return derivation("rem3_sigma_ratio", spec, computed, math.sqrt(2 * n) / (math.sqrt(2) * 2 * math.sqrt(n)))
 
 
 def spectral_variance_flow(data: dict, spec: dict) -> Claim:
-    """n sigma^2 of the spectral init on a square layer vs Glorot's 1; the depth study's measured gain beside it."""
+    """n sigma^2 of the spectral init on a square layer vs variance preservation's 1; the depth study's measured gain beside it."""
     n = spec["width"]
     gains = [r["variance_ratio"] ** (1 / (r["depth"] - 1)) for r in _only(data["depth_at_init"], init="spectral", activation="tanh")
              if r["depth"] > 1 and r["variance_ratio"]]
-    return identity("spectral_variance_flow", spec, n * spectral_std(n, n) ** 2, 0.25,
-                    measured_gain=statistics.fmean(gains) if gains else None)
+    return derivation("spectral_variance_flow", spec, n * spectral_std(n, n) ** 2, 0.25,
+                      measured_gain=statistics.fmean(gains) if gains else None)
 
 
-def sec34_unit_variance(data: dict, spec: dict) -> Claim:
-    """Paper §3.4: E sigma_max of an m x n unit-variance matrix, as written 1/(sqrt m + sqrt n)."""
-    rows = data["rmt"]
-    m, n = max(((r["m"], r["n"]) for r in rows), key=lambda shape: shape[0] * shape[1])
-    computed = statistics.fmean(r["norm"] / r["sigma"] for r in _only(rows, m=m, n=n))
-    return identity("sec34_unit_variance_norm", spec, computed, math.sqrt(m) + math.sqrt(n), m=m, n=n,
-                    paper=1 / (math.sqrt(m) + math.sqrt(n)))
+def quadratic_safe_step(eigenvalues: Sequence[float], tol: float = 1e-9) -> float:
+    """The largest c such that one GD step of lr = c / lambda_max decreases the quadratic 1/2 w^T H w from every
+    starting point: bisection on 'every eigen-direction shrinks', |1 - c lambda_i / lambda_max| < 1."""
+    top = max(eigenvalues)
+
+    def decreases(c: float) -> bool:
+        return all(abs(1 - c * lam / top) < 1 for lam in eigenvalues)
+
+    lo, hi = 0.0, 1.0
+    while decreases(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if decreases(mid) else (lo, mid)
+    return lo
+
+
+def sec12_gamma_star_quadratic(data: dict, spec: dict) -> Claim:
+    """Paper §1.2 on its own quadratic model: the largest step that guarantees a decrease, in units of 1/lambda_max
+    (the canyon demo's quadratic), beside the paper's 1 and the stability edge 2."""
+    eigenvalues = data["canyon"]["eigenvalues"]
+    return derivation("sec12_gamma_star_quadratic", spec, quadratic_safe_step(eigenvalues), 2.0, condition=max(eigenvalues) / min(eigenvalues))
 
 
 def rem1_relu_gauss_newton(data: dict, spec: dict) -> Claim:
-    """Paper Remark 1: for ReLU every layer block's lambda_max(H) equals lambda_max(GN)."""
+    """Paper Remark 1: for ReLU every layer block's lambda_max(H) equals lambda_max(GN) (every seed, every state)."""
     blocks = [r for r in data["curvature"] if r["activation"] == "relu" and str(r["block"]) != "all"]
-    return identity("rem1_relu_gauss_newton", spec, _finite_max([r["rel_diff"] for r in blocks]), 0.0, blocks=len(blocks))
+    return derivation("rem1_relu_gauss_newton", spec, _finite_max([r["rel_diff"] for r in blocks]), 0.0, blocks=len(blocks))
 
 
 def seed_symmetry(data: dict, spec: dict) -> Claim:
     """Zero / constant init: hidden units stay identical (pairwise distance 0) under training."""
     rows = [r for r in data["symmetry"] if r["init"] in spec["symmetric_inits"]]
     steps = max((r["step"] for r in rows), default=0)
-    return identity("seed_symmetry", spec, _finite_max([r["distance"] for r in rows if r["step"] == steps]), 0.0, steps=steps)
+    return derivation("seed_symmetry", spec, _finite_max([r["distance"] for r in rows if r["step"] == steps]), 0.0, steps=steps)
 
 
 def seed_deep_linear(data: dict, spec: dict) -> Claim:
@@ -175,37 +235,51 @@ def seed_deep_linear(data: dict, spec: dict) -> Claim:
     by_layer = {r["layer"]: r for r in rows}
     depth = max(by_layer, default=1)
     computed = by_layer[depth]["activation_norm"] / by_layer[1]["activation_norm"] if rows else None
-    return identity("seed_deep_linear", spec, computed, spec["scale"] ** (depth - 1), depth=depth)
-
-
-def seed_cauchy_elbow(data: dict, spec: dict) -> Claim:
-    """w, b ~ N(0, 1): the elbow -b/w is standard Cauchy (Kolmogorov-Smirnov distance ~ 0)."""
-    summary = data["elbow"]
-    return identity("seed_cauchy_elbow", spec, summary["ks_cauchy"], 0.0, samples=summary["samples"], ks_normal=summary["ks_normal"])
+    return derivation("seed_deep_linear", spec, computed, spec["scale"] ** (depth - 1), depth=depth)
 
 
 def momentum_terminal_velocity(data: dict, spec: dict) -> Claim:
     """Momentum under a constant gradient: step / (eps ||g||) -> 1 / (1 - alpha)."""
     velocity = data["canyon"]["terminal_velocity"]
-    return identity("momentum_terminal_velocity", spec, velocity["speedup"], velocity["predicted_speedup"],
-                    alpha=velocity["alpha"], steps=velocity["steps"])
+    return derivation("momentum_terminal_velocity", spec, velocity["speedup"], velocity["predicted_speedup"],
+                      alpha=velocity["alpha"], steps=velocity["steps"])
 
 
-def momentum_canyon(data: dict, spec: dict) -> Claim:
-    """Best heavy-ball momentum vs best GD on a fixed quadratic (deterministic): speed-up beside sqrt(kappa)."""
-    summary = data["canyon"]
-    return identity("momentum_canyon", spec, summary["steps_ratio"], summary["sqrt_condition"], condition=summary["condition"],
-                    gd_steps=summary["gd"]["steps"], momentum_steps=summary["momentum"]["steps"])
+def theorem2_corrected_bound(data: dict, spec: dict) -> Claim:
+    """The corrected Theorem 2 bound must hold for every draw: verified when the largest lambda_max / bound over
+    seeds, inits and layers is <= 1; its looseness (bound / lambda_max) per layer beside it."""
+    rows = data["theorem2"]
+    looseness = {layer: [1 / r["ratio_corrected"] for r in g if r["ratio_corrected"]] for (layer,), g in group_by(rows, "layer").items()}
+    spread = "; ".join(f"{_layer_name(layer, len(looseness))} {fmt(min(v), 2)}-{fmt(max(v), 2)}x" for layer, v in looseness.items() if v)
+    return derivation("thm2_corrected_bound", spec, _finite_max([r["ratio_corrected"] for r in rows]), None, looseness=spread,
+                      inits=sorted({r["init"] for r in rows}), draws=len(group_by(rows, "init", "seed")))
+
+
+def _layer_name(layer: Any, layers: int) -> str:
+    """A weight layer as the models name it (hidden1, ..., output); an integer index k is mapped to that name."""
+    if isinstance(layer, int):
+        return "output" if layer == layers - 1 else f"hidden{layer + 1}"
+    return str(layer)
 
 
 # ---------------------------------------------------------------- empirical: random matrices, signal propagation
 
 
 def cor2_rmt_norm(data: dict, spec: dict) -> Claim:
-    """Paper Cor. 2: ||W|| / ((sqrt m + sqrt n) sigma) ~ 1, per trial the mean over the large shapes."""
-    large = [r for r in data["rmt"] if min(r["m"], r["n"]) >= spec["min_dim"]]
+    """Paper Cor. 2 for one init: ||W|| / ((sqrt m + sqrt n) sigma) ~ 1, per trial the mean over the large shapes."""
+    large = [r for r in _only(data["rmt"], init=spec["init"]) if min(r["m"], r["n"]) >= spec["min_dim"]]
     values = [statistics.fmean(r["ratio"] for r in group) for _, group in sorted(group_by(large, "trial").items())]
-    return empirical("cor2_rmt_norm", spec, values, shapes=len(group_by(large, "m", "n")))
+    return empirical(f"cor2_rmt_norm_{spec['init']}", spec, values, reference=1.0, shapes=len(group_by(large, "m", "n")))
+
+
+def sec34_unit_variance(data: dict, spec: dict) -> Claim:
+    """Paper §3.4 as written: E sigma_max of an m x n unit-variance matrix = 1/(sqrt m + sqrt n); one value per draw
+    (every init and trial) of the largest shape, its region the written value +- ``rel_tol``."""
+    rows = data["rmt"]
+    m, n = max(((r["m"], r["n"]) for r in rows), key=lambda shape: shape[0] * shape[1])
+    values = [r["norm"] / r["sigma"] for r in _only(rows, m=m, n=n)]
+    return empirical("sec34_unit_variance_norm", spec, values, reference=1 / (math.sqrt(m) + math.sqrt(n)), shape=f"{m} x {n}",
+                     edge=math.sqrt(m) + math.sqrt(n))
 
 
 def cor1_spectral_jacobian(data: dict, spec: dict) -> Claim:
@@ -213,50 +287,105 @@ def cor1_spectral_jacobian(data: dict, spec: dict) -> Claim:
     rows = _only(data["depth_at_init"], init="spectral", activation=spec["activation"])
     depth = min((r["depth"] for r in rows), default=None)
     values = per_seed(_only(rows, depth=depth), lambda g: g[0]["jacobian_norm_mean"])
-    return empirical(f"cor1_spectral_jacobian_{spec['activation']}", spec, values, depth=depth)
+    return empirical(f"cor1_spectral_jacobian_{spec['activation']}", spec, values, reference=1.0, depth=depth)
 
 
-def xavier_fails_relu(data: dict, spec: dict) -> Claim:
-    """Glorot halves Var(u) per square ReLU layer: per-layer gain at the deepest depth."""
-    rows = _only(data["depth_at_init"], activation="relu")
+def variance_gain(data: dict, spec: dict) -> Claim:
+    """Per-layer Var(u) gain (Var(u^(L)) / Var(u^(1)))^(1/(L-1)) of one init at the deepest ReLU depth."""
+    rows = _only(data["depth_at_init"], activation=spec["activation"], init=spec["init"])
     depth = max((r["depth"] for r in rows), default=None)
-
-    def gain(init: str) -> list[float | None]:
-        return per_seed(_only(rows, init=init, depth=depth), lambda g: g[0]["variance_ratio"] ** (1 / (depth - 1)))
-
-    kaiming = interval(gain("kaiming_normal"))
-    return empirical("xavier_fails_relu", spec, gain("xavier_normal"), depth=depth, kaiming=kaiming.mean)
+    values = per_seed(_only(rows, depth=depth), lambda g: g[0]["variance_ratio"] ** (1 / (depth - 1)))
+    return empirical(f"variance_gain_{spec['init']}_{spec['activation']}", spec, values, reference=spec["reference"], depth=depth)
 
 
-def seed_dead_relu(data: dict, spec: dict) -> Claim:
-    """A 0.1 ReLU bias leaves no more dead units than zero bias: per seed, the worst init's reduction."""
+def dead_relu_bias(data: dict, spec: dict) -> Claim:
+    """Book §8.4: a 0.1 ReLU bias instead of 0 leaves fewer dead units at init, for one init: per seed the dead
+    fraction (mean over layers) with zero bias minus with 0.1 bias."""
     def reduction(group: list[Row]) -> float | None:
-        mean = {(i, b): statistics.fmean(r["dead_fraction"] for r in g) for (i, b), g in group_by(group, "init", "bias").items()}
-        inits = {i for i, _ in mean}
-        return min(mean[(i, "zeros")] - mean[(i, "relu_0.1")] for i in inits) if inits else None
+        mean = {b: statistics.fmean(r["dead_fraction"] for r in g) for (b,), g in group_by(group, "bias").items()}
+        return mean["zeros"] - mean["relu_0.1"] if {"zeros", "relu_0.1"} <= set(mean) else None
 
-    return empirical("seed_dead_relu", spec, per_seed(data["dead_relu"], reduction))
+    return empirical(f"dead_relu_bias_{spec['init']}", spec, per_seed(_only(data["dead_relu"], init=spec["init"]), reduction))
+
+
+def cauchy_elbow(data: dict, spec: dict) -> Claim:
+    """Lectures 6: with w, b ~ N(0, 1) the elbow -b/w is Cauchy: the KS distance of the samples to the standard Cauchy
+    CDF with its DKW interval (n = samples: the randomness is the draw, not a seed)."""
+    summary = data["elbow"]
+    distance, n = summary["ks_cauchy"], summary["samples"]
+    low, high = dkw_interval(distance, n)
+    iv = Interval(n, distance, math.nan, low, high, "DKW")
+    bounds = region(spec)
+    return _decided("cauchy_elbow", spec, iv, dkw_p_values(distance, n, bounds[1]), bounds, high - distance, None, 0.0,
+                    {"samples": n, "ks_normal": summary["ks_normal"]})
+
+
+def momentum_canyon(data: dict, spec: dict) -> Claim:
+    """Book §8.3: best heavy-ball momentum vs best GD on an ill-conditioned quadratic (a grid outcome): speed-up in steps,
+    one value per quadratic (per seed when the demo runs per seed, else n = 1: inconclusive by design)."""
+    runs = data["canyon_runs"]
+    return empirical("momentum_canyon", spec, [r["steps_ratio"] for r in runs], reference=1.0, condition=runs[0]["condition"],
+                     sqrt_condition=runs[0]["sqrt_condition"], draws=len(runs))
 
 
 # ---------------------------------------------------------------- empirical: curvature
 
 
-def rem2_smooth_gauss_newton(data: dict, spec: dict) -> Claim:
-    """Paper Remark 2: for tanh, GN approximates every layer block's lambda_max at init."""
-    rows = [r for r in data["curvature"] if r["activation"] != "relu" and str(r["block"]) != "all"]
-    far = [r["rel_diff"] for r in rows if r["state"] != "init"]
-    values = per_seed(_only(rows, state="init"), lambda g: max(r["rel_diff"] for r in g))
-    return empirical("rem2_smooth_gauss_newton", spec, values, far=_finite_max(far))
+def rem2_gauss_newton_gap(data: dict, spec: dict) -> Claim:
+    """Paper Remark 2 in one state (``spec['state']``): per seed the largest |lambda_H - lambda_GN| / lambda_H over the tanh
+    layer blocks."""
+    rows = [r for r in data["curvature"] if r["activation"] == "tanh" and str(r["block"]) != "all" and r["state"] == spec["state"]]
+    return empirical(f"rem2_gauss_newton_{spec['state']}", spec, per_seed(rows, lambda g: max(r["rel_diff"] for r in g)),
+                     reference=0.0, state=spec["state"])
 
 
-def sec12_gamma_star(data: dict, spec: dict) -> Claim:
-    """Paper §1.2: gamma* = 1/lambda_max is the largest safe step: per seed the smallest (over inits) largest stable c."""
-    def factor(group: list[Row]) -> float | None:
-        stable = {init: max((r["factor"] for r in g if r["stable"] in (True, "True")), default=0.0)
-                  for (init,), g in group_by(group, "init").items()}
-        return min(stable.values()) if stable else None
+def rem2_near_vs_far(data: dict, spec: dict) -> Claim:
+    """Paper Remark 2's contrast: per seed the largest tanh block gap far from init (weights scaled) minus at init."""
+    rows = [r for r in data["curvature"] if r["activation"] == "tanh" and str(r["block"]) != "all"]
+    far = next((s for s in dict.fromkeys(r["state"] for r in rows) if s not in ("init", "trained")), None)
 
-    return empirical("sec12_gamma_star", spec, per_seed(data["lr_stability"], factor))
+    def contrast(group: list[Row]) -> float | None:
+        at = {s: max(r["rel_diff"] for r in g) for (s,), g in group_by(group, "state").items()}
+        return at[far] - at["init"] if far in at and "init" in at else None
+
+    return empirical("rem2_near_vs_far", spec, per_seed(rows, contrast), far=far)
+
+
+def _stability_factor(rows: Sequence[Row], every: int = 1) -> tuple[float | None, float | None, list[float]]:
+    """The largest grid factor c whose full-batch loss never rose above its start, the next grid factor (its resolution:
+    the true c* lies in [c, next)); ``every``: use every n-th factor only (a coarser grid)."""
+    grid = sorted({r["factor"] for r in rows})[::every]
+    never = {r["factor"] for r in rows if r["factor"] in grid and _never_above_start(r)}
+    if not grid:
+        return None, None, grid
+    best = max(never, default=0.0)
+    above = [f for f in grid if f > best]
+    return best, (min(above) if above else math.inf), grid
+
+
+def _never_above_start(row: Row) -> bool:
+    if "never_above_start" in row:
+        return _truthy(row["never_above_start"])
+    peak, start = row.get("max_loss"), row.get("loss_0")
+    return isinstance(peak, float) and isinstance(start, float) and math.isfinite(peak) and peak <= start
+
+
+def gamma_star_empirical(data: dict, spec: dict) -> Claim:
+    """Paper §1.2 measured for one init: per seed the largest c (lr = c / lambda_max(H_0), full-batch GD) whose loss never
+    rises above its start, with the grid's resolution [c, next factor)."""
+    rows = _only(data["lr_stability"], init=spec["init"])
+    every = spec.get("grid_every", 1)
+    pairs = per_seed(rows, lambda g: _stability_factor(g, every))
+    grid = pairs[0][2] if pairs else []
+    return empirical(f"gamma_star_{spec['init']}", spec, [p[0] for p in pairs], upper=[p[1] for p in pairs],
+                     resolution="grid-valued: c* in [c, next grid c)", reference=1.0, grid=grid)
+
+
+def theorem2_as_written(data: dict, spec: dict) -> Claim:
+    """Paper Theorem 2 eq. (6) as written, for one init: per seed the largest lambda_max(H_w(k)) / bound over the layers."""
+    rows = _only(data["theorem2"], init=spec["init"])
+    values = per_seed(rows, lambda g: _finite_max([r["ratio_as_written"] for r in g]))
+    return empirical(f"thm2_as_written_{spec['init']}", spec, values, layers=len(group_by(rows, "layer")))
 
 
 def gd_edge_of_stability(data: dict, spec: dict) -> Claim:
@@ -266,17 +395,24 @@ def gd_edge_of_stability(data: dict, spec: dict) -> Claim:
         half = max((r["step"] for r in rows), default=0) / 2
         return _finite_max([r["lambda_max"] * r["lr"] / 2 for r in rows if r["step"] >= half])
 
-    return empirical("gd_edge_2_over_lr", spec, per_seed(data["edge_of_stability"], settled))
-
-
-def theorem2_bound(data: dict, spec: dict) -> Claim:
-    """Paper Theorem 2: lambda_max(H_w(k)) <= bound; per seed the largest ratio over layers and inits (``spec['ratio']``)."""
-    values = per_seed(data["theorem2"], lambda g: _finite_max([r[spec["ratio"]] for r in g]))
-    inits = sorted({r["init"] for r in data["theorem2"]})
-    return empirical(f"thm2_{spec['ratio']}", spec, values, inits=inits, layers=len(group_by(data["theorem2"], "layer")))
+    return empirical("gd_edge_2_over_lr", spec, per_seed(data["edge_of_stability"], settled), reference=1.0)
 
 
 # ---------------------------------------------------------------- empirical: training (the lr and depth studies)
+
+
+def training_rows(data: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Row], Any]:
+    """The lr study's runs at the spec's ``budget`` (epochs; from ``lr/budgets.csv``, every budget) or, by default, at the
+    longest (``lr/runs.csv``), with that budget (None when the tables carry no budgets)."""
+    budget = spec.get("budget")
+    rows = data["lr_runs"] if budget is None else [r for r in data.get("lr_budgets", []) if r.get("epochs") == budget]
+    present = budgets(rows)
+    return ([r for r in rows if r.get("epochs") == present[-1]], present[-1]) if present else (list(rows), None)
+
+
+def budgets(rows: Sequence[Row]) -> list[Any]:
+    """The training budgets (epochs) present in ``rows``, shortest first."""
+    return sorted({r["epochs"] for r in rows if r.get("epochs") is not None})
 
 
 def _by_seed(rows: Sequence[Row], key: str, metric: str) -> dict[Any, dict[Any, float]]:
@@ -287,57 +423,150 @@ def _by_seed(rows: Sequence[Row], key: str, metric: str) -> dict[Any, dict[Any, 
     return dict(sorted(out.items()))
 
 
-def spectral_non_inferior(data: dict, spec: dict) -> Claim:
-    """Test accuracy of spectral minus the best other init at one lr setting, paired by seed."""
-    rows = _only(setting_runs(data["lr_runs"]), optim=spec["optim"], setting=spec["setting"])
-    values = [acc["spectral"] - max(v for i, v in acc.items() if i != "spectral")
-              for acc in _by_seed(rows, "init", "test_acc").values() if "spectral" in acc and len(acc) > 1]
-    others = sorted({r["init"] for r in rows} - {"spectral"})
-    return empirical(f"non_inferior_{spec['setting']}_{spec['optim']}", spec, values, others=others)
+def spectral_vs_comparator(data: dict, spec: dict) -> Claim:
+    """Test accuracy of spectral minus the pre-registered comparator (``spec['comparator']``) at one lr setting (lrs chosen
+    on val), paired by seed, at the budget ``spec['budget']`` (default: the longest)."""
+    rows, budget = training_rows(data, spec)
+    rows = _only(setting_runs(rows), optim=spec["optim"], setting=spec["setting"])
+    comparator = spec["comparator"]
+    values = [acc["spectral"] - acc[comparator] for acc in _by_seed(rows, "init", "test_acc").values() if {"spectral", comparator} <= set(acc)]
+    return empirical(f"non_inferior_{spec['setting']}_{spec['optim']}", spec, values, reference=0.0, budget=_budget_text(budget))
+
+
+def _budget_text(budget: Any) -> str:
+    return "the study's budget" if budget is None else f"{fmt(budget)} epochs"
 
 
 def adam_robust_defaults(data: dict, spec: dict) -> Claim:
     """Spread over inits of the test accuracy at the default lr: SGD's minus Adam's, per seed."""
-    rows = _only(setting_runs(data["lr_runs"]), setting="default")
+    rows, budget = training_rows(data, spec)
+    rows = _only(setting_runs(rows), setting="default")
     spread = {optim: {seed: max(acc.values()) - min(acc.values()) for seed, acc in _by_seed(_only(rows, optim=optim), "init", "test_acc").items()}
               for optim in ("sgd", "adam")}
     values = [spread["sgd"][seed] - spread["adam"][seed] for seed in spread["sgd"] if seed in spread["adam"]]
-    return empirical("adam_robust_defaults", spec, values)
+    return empirical("adam_robust_defaults", spec, values, reference=0.0, budget=_budget_text(budget))
+
+
+def _grid_step(lrs: Sequence[float]) -> float:
+    """A log-spaced grid's spacing in decades (median of neighbouring log10 gaps); inf for fewer than two lrs."""
+    logs = sorted({math.log10(lr) for lr in lrs})
+    return statistics.median(b - a for a, b in zip(logs, logs[1:], strict=False)) if len(logs) > 1 else math.inf
 
 
 def curvature_predicts_lr(data: dict, spec: dict) -> Claim:
-    """Per seed: log10 of max/min over inits of best_lr(seed) * lambda_max(H_0); 0 = lambda_max predicts the lr exactly."""
-    grid = [r for r in data["lr_runs"] if r["optim"] == spec["optim"] and r["setting"] != "curvature"]
+    """Per seed: log10 of (best lr x lambda_max(H_0)) of ``spec['init']`` over that of spectral, best lrs per seed chosen on
+    val on the grid; 0 = lambda_max predicts the lr exactly. Grid-valued: each best lr is known to half a grid step, so the
+    difference to one step either way (the resolution). The grid is every lr the study ran (all budgets; successive
+    halving keeps only some to the longest); ``spec['grid_every']`` keeps every n-th of it (a coarser grid)."""
+    rows, budget = training_rows(data, spec)
+    rows = [r for r in rows if r["optim"] == spec["optim"] and r["setting"] == "grid"]
+    ran = [r["lr"] for r in [*rows, *data.get("lr_budgets", [])] if r["optim"] == spec["optim"] and r["setting"] == "grid"]
+    grid = sorted(set(ran))[:: spec.get("grid_every", 1)]
+    rows = [r for r in rows if r["lr"] in grid]
+    step = _grid_step(grid)
     values, raw = [], []
-    for _, group in sorted(group_by(grid, "seed").items()):
-        best = {init: min(g, key=lambda r: loss_or_inf(r["val_loss"]))
-                for (init,), g in group_by(group, "init").items()}
-        products = [r["lr"] * r["lambda_max"] for r in best.values()]
-        values.append(math.log10(max(products) / min(products)))
-        raw.append(math.log10(max(r["lr"] for r in best.values()) / min(r["lr"] for r in best.values())))
-    return empirical(f"curvature_predicts_lr_{spec['optim']}", spec, values, lr_spread=statistics.fmean(raw) if raw else None)
+    for _, group in sorted(group_by(rows, "seed").items()):
+        best = {init: min(g, key=lambda r: loss_or_inf(r["val_loss"])) for (init,), g in group_by(group, "init").items()}
+        if {"spectral", spec["init"]} <= set(best):
+            other, own = best[spec["init"]], best["spectral"]
+            values.append(math.log10(other["lr"] * other["lambda_max"] / (own["lr"] * own["lambda_max"])))
+            raw.append(math.log10(other["lr"] / own["lr"]))
+    return empirical(f"curvature_predicts_lr_{spec['optim']}_{spec['init']}", spec, values, lower=[v - step for v in values],
+                     upper=[v + step for v in values], resolution=f"lr grid step {fmt(step, 2)} decade: +-{fmt(step, 2)}",
+                     reference=0.0, lr_spread=statistics.fmean(raw) if raw else None, step=step, budget=_budget_text(budget))
 
 
 def depth_trainable(data: dict, spec: dict) -> Claim:
-    """Deepest MLP: spectral's train loss after the budget minus the best other init's, per seed."""
+    """Deepest MLP of one activation: spectral's train loss after the budget minus the comparator's, per seed."""
     rows = _only(data["depth_runs"], activation=spec["activation"])
+    rows = [r for r in rows if r.get("lr") is None or r.get("best_lr") is None or r["lr"] == r["best_lr"]]
     depth = max((r["depth"] for r in rows), default=None)
-    values = [loss["spectral"] - min(v for i, v in loss.items() if i != "spectral")
-              for loss in _by_seed(_only(rows, depth=depth), "init", "train_loss").values() if "spectral" in loss and len(loss) > 1]
-    return empirical(f"depth_trainable_{spec['activation']}", spec, values, depth=depth,
-                     spectral_loss=statistics.fmean(r["train_loss"] for r in _only(rows, depth=depth, init="spectral")))
+    comparator = spec["comparator"]
+    deepest = _only(rows, depth=depth)
+    values = [loss["spectral"] - loss[comparator] for loss in _by_seed(deepest, "init", "train_loss").values() if {"spectral", comparator} <= set(loss)]
+    return empirical(f"depth_trainable_{spec['activation']}", spec, values, reference=0.0, depth=depth,
+                     spectral_loss=mean_std(r["train_loss"] for r in _only(deepest, init="spectral"))[0],
+                     comparator_loss=mean_std(r["train_loss"] for r in _only(deepest, init=comparator))[0])
 
 
 CLAIMS: dict[str, Callable[[dict, dict], Claim]] = {
     f.__name__: f for f in (
-        rem3_sigma_ratio, spectral_variance_flow, sec34_unit_variance, rem1_relu_gauss_newton, seed_symmetry, seed_deep_linear,
-        seed_cauchy_elbow, momentum_terminal_velocity, momentum_canyon, cor2_rmt_norm, cor1_spectral_jacobian, xavier_fails_relu,
-        seed_dead_relu, rem2_smooth_gauss_newton, sec12_gamma_star, gd_edge_of_stability, theorem2_bound, spectral_non_inferior,
+        rem3_sigma_ratio, spectral_variance_flow, sec12_gamma_star_quadratic, rem1_relu_gauss_newton, seed_symmetry,
+        seed_deep_linear, momentum_terminal_velocity, theorem2_corrected_bound, cor2_rmt_norm, sec34_unit_variance,
+        cor1_spectral_jacobian, variance_gain, dead_relu_bias, cauchy_elbow, momentum_canyon, rem2_gauss_newton_gap,
+        rem2_near_vs_far, gamma_star_empirical, theorem2_as_written, gd_edge_of_stability, spectral_vs_comparator,
         adam_robust_defaults, curvature_predicts_lr, depth_trainable,
     )
 }
 
 
-def build(data: dict[str, Any], specs: Sequence[dict[str, Any]]) -> list[Claim]:
-    """One claim per spec (``check`` names its function in :data:`CLAIMS`), in the order of ``params.yaml``."""
-    return [CLAIMS[spec["check"]](data, spec) for spec in specs]
+# ---------------------------------------------------------------- the protocol: comparators, alternatives, Holm
+
+
+def resolve(spec: dict[str, Any], protocol: dict[str, Any], activation: str | None) -> dict[str, Any]:
+    """The spec with its pre-registered comparator filled in (``comparator: by_activation`` -> ``protocol['comparators']``
+    for the row's activation, or the lr study's ``activation``)."""
+    if spec.get("comparator") != "by_activation":
+        return spec
+    return spec | {"comparator": protocol["comparators"][spec.get("activation", activation)]}
+
+
+def scaled_region(spec: dict[str, Any], factor: float, reference: float) -> dict[str, Any] | None:
+    """The spec with its margin (distance of each finite region bound from ``reference``) times ``factor``; None without one."""
+    if "rel_tol" in spec:
+        return spec | {"rel_tol": spec["rel_tol"] * factor}
+    bounds = spec["region"]
+    if all(b is None or b == reference for b in bounds):
+        return None
+    return spec | {"region": [None if b is None else reference + factor * (b - reference) for b in bounds]}
+
+
+def alternatives(spec: dict[str, Any], claim: Claim, protocol: dict[str, Any], data: dict[str, Any],
+                 activation: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """The reasonable alternative protocols of one empirical row, each as (label, spec), computable from the data already
+    collected: the other interval method, margin x0.5 / x2, the other activation family's comparator, the shorter training
+    budgets, a grid of every second value, and each seed left out (when n >= 3)."""
+    robust = protocol["robustness"]
+    method = spec.get("interval", "t")
+    out = [(f"{robust['interval'][method]} interval", spec | {"interval": robust["interval"][method]})] if method in robust["interval"] else []
+    if claim.reference is not None:
+        out += [(f"margin x{fmt(f)}", s) for f in robust["margin_factors"] if (s := scaled_region(spec, f, claim.reference)) is not None]
+    if "comparator" in spec:
+        alt = robust["comparators"][spec.get("activation", activation)]
+        out.append((f"comparator {alt}", spec | {"comparator": alt}))
+    if spec["check"] in robust["budget_checks"]:
+        out += [(f"budget {fmt(b)} epochs", spec | {"budget": b}) for b in budgets(data.get("lr_budgets", []))[:-1]]
+    if spec["check"] in robust["grid_checks"]:
+        out.append(("every 2nd grid value", spec | {"grid_every": 2}))
+    if claim.interval and claim.interval["method"] in ("t", "bootstrap") and claim.interval["n"] >= 3:
+        out += [(f"seed #{i + 1} left out", spec | {"drop_seed": i}) for i in range(claim.interval["n"])]
+    return out
+
+
+def robustness(claim: Claim, recomputed: Sequence[tuple[str, Claim]]) -> str:
+    """``robust (k alternatives)`` when every alternative gives the same raw verdict, else the choices that flip it."""
+    flips = [f"{label} -> {c.verdict}" for label, c in recomputed if c.verdict != claim.verdict]
+    seeds_flip = [f for f in flips if "left out" in f]
+    named = [f for f in flips if "left out" not in f] + ([f"{len(seeds_flip)} of the seeds left out -> "
+                                                          f"{', '.join(sorted({f.split('-> ')[1] for f in seeds_flip}))}"] if seeds_flip else [])
+    labels = {label.split(" #")[0] if "left out" in label else label for label, _ in recomputed}
+    return f"robust ({len(labels)} alternative{'s' if len(labels) != 1 else ''})" if not flips else "flips: " + "; ".join(named)
+
+
+def build(data: dict[str, Any], protocol: dict[str, Any], activation: str | None = None) -> list[Claim]:
+    """One claim per spec of ``protocol['claims']`` (``check`` names its function in :data:`CLAIMS`), in params order;
+    empirical ones with their Holm-adjusted verdict over the whole empirical family and their robustness column."""
+    rows = []
+    for raw in protocol["claims"]:
+        spec = resolve(raw, protocol, activation)
+        claim = CLAIMS[spec["check"]](data, spec)
+        if claim.section == EMPIRICAL:
+            recomputed = [(label, CLAIMS[spec["check"]](data, resolve(alt, protocol, activation)))
+                          for label, alt in alternatives(spec, claim, protocol, data, activation)]
+            claim = replace(claim, robustness=robustness(claim, recomputed))
+        rows.append(claim)
+    empirical_rows = [i for i, c in enumerate(rows) if c.section == EMPIRICAL]
+    adjusted = holm([rows[i].p for i in empirical_rows])
+    for i, p in zip(empirical_rows, adjusted, strict=True):
+        rows[i] = replace(rows[i], p_adjusted=p, adjusted=rows[i].verdict if p <= ALPHA else INCONCLUSIVE)
+    return rows

@@ -92,6 +92,14 @@ def yerr(rows: Sequence[Row], mean: str = "mean", low: str = "low", high: str = 
     return np.where(np.isfinite(error), error, 0.0)
 
 
+def layer_names(rows: Sequence[Row], key: str = "layer") -> dict[Any, str]:
+    """Weight-layer index -> the name the models give it (hidden1, ..., output): the table's ``name`` column where it has
+    one, else by position (the last weight layer of a table covering all of them is the output)."""
+    indices = sorted({r[key] for r in rows if isinstance(r[key], int)})
+    named = {r[key]: r["name"] for r in rows if r.get("name")}
+    return {k: named.get(k, "output" if k == indices[-1] else f"hidden{k + 1}") for k in indices}
+
+
 def bands(ax: Any, rows: Sequence[Row], x: str, mean: str, low: str, high: str, *keys: str) -> None:
     """One line with its interval band per series of ``keys`` (init, then optimizer: colour, then line style)."""
     for values, group in group_by(rows, *keys).items():
@@ -146,10 +154,16 @@ def optimizer_panels(rows: list[Row]) -> tuple[Figure, list[tuple[Any, str, list
 def plot_lr_grid(data: Data) -> Figure:
     """Validation loss vs learning rate per init, one panel per optimizer, the best lr (lowest mean) starred."""
     rows = data["rows"]
+    budgets = sorted({r["epochs"] for r in rows})
     fig, panels = optimizer_panels(rows)
     for ax, optim, subset in panels:
-        bands(ax, subset, "lr", "val_loss_mean", "val_loss_low", "val_loss_high", "init")
-        for (init,), group in group_by([r for r in subset if r["val_loss_mean"] is not None], "init").items():
+        for i, epochs in enumerate(reversed(budgets)):  # the longest budget solid; shorter ones (successive halving) dashed
+            for (init,), group in group_by([r for r in subset if r["epochs"] == epochs], "init").items():
+                group = sorted(group, key=lambda r: r["lr"])
+                band(ax, [r["lr"] for r in group], *([r[c] for r in group] for c in ("val_loss_mean", "val_loss_low", "val_loss_high")),
+                     f"{init}, {epochs:g} epochs", **series_style(init) | {"linestyle": LINESTYLES[i % len(LINESTYLES)]})
+        longest = [r for r in subset if r["epochs"] == budgets[-1]]
+        for (init,), group in group_by([r for r in longest if r["val_loss_mean"] is not None], "init").items():
             best = min(group, key=lambda r: r["val_loss_mean"])
             ax.plot(best["lr"], best["val_loss_mean"], marker="*", markersize=14, color=series_style(init)["color"],
                     markeredgecolor="k", linestyle="", label=f"best lr {init}: {best['lr']:.3g}")
@@ -157,18 +171,39 @@ def plot_lr_grid(data: Data) -> Figure:
         ax.set_yscale("log")
         axes(ax, "learning rate", "validation loss", optim, fontsize=6)
     return finish(fig, "Learning-rate grid: validation loss vs lr",
-                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; stars: the best lr (lowest "
-                  f"mean validation loss) per init and optimizer.")
+                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; line style: the budget "
+                  f"({', '.join(f'{e:g}' for e in budgets)} epochs; successive halving takes only the best lrs of each budget to the "
+                  f"next); stars: the best lr (lowest mean validation loss) per init and optimizer at {budgets[-1]:g} epochs.")
 
 
-@figure("lr_fairness", study("lr_fairness"))
+def _fairness_load(results: Path, params: dict) -> Data | None:
+    loaded = study("lr_fairness")(results, params)
+    low = claim_region(params, "spectral_vs_comparator")[0]
+    return None if loaded is None else loaded | {"margin": None if low is None else abs(low)}
+
+
+@figure("lr_fairness", _fairness_load)
 def plot_lr_fairness(data: Data) -> Figure:
-    """Test accuracy per init in the three lr settings (default, best of the grid, c / lambda_max), one panel per optimizer."""
-    rows = data["rows"]
+    """Test accuracy per init in the three lr settings (default, best of the grid, c / lambda_max), one panel per optimizer,
+    at the longest budget (the budget figure shows the others)."""
+    longest = max(r["epochs"] for r in data["rows"])
+    rows = [r for r in data["rows"] if r["epochs"] == longest]
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     inits = list(dict.fromkeys(r["init"] for r in rows))
+    focus = [r for r in rows if r["setting"] != "curvature_lr"] or rows  # the settings the claims compare
+    margin = data.get("margin") or 0.0
+    bottom, top = min(r["test_acc_low"] for r in focus), max(r["test_acc_high"] for r in focus)
+    pad = max(margin, 0.1 * (top - bottom))
+    ylim = (bottom - pad, top + pad)
     fig, panels = optimizer_panels(rows)
     for ax, optim, subset in panels:
+        ax.set_ylim(*ylim)
+        for r in subset:  # points below the zoomed range: marked at its bottom edge with their value
+            if r["test_acc_mean"] < ylim[0]:
+                x = settings.index(r["setting"]) + dodge(inits.index(r["init"]), len(inits), 0.15)
+                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3), textcoords="offset points", fontsize=6,
+                            ha="center", va="bottom", color=series_style(r["init"])["color"])
+                ax.plot(x, ylim[0], marker="v", color=series_style(r["init"])["color"], linestyle="", clip_on=False)
         for i, init in enumerate(inits):
             group = sorted((r for r in subset if r["init"] == init), key=lambda r: settings.index(r["setting"]))
             x = np.array([settings.index(r["setting"]) for r in group]) + dodge(i, len(inits), 0.15)
@@ -181,8 +216,10 @@ def plot_lr_fairness(data: Data) -> Figure:
         axes(ax, "lr setting", "test accuracy", optim, legend=False)
     side_legend(panels[-1][0])
     return finish(fig, "Fair lr comparison: test accuracy per init",
-                  f"Points: mean, error bars: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')}; settings: the optimizer's default "
-                  f"lr, the best lr of the grid (chosen on validation loss), lr = c / lambda_max(H_0); the lr under each point.")
+                  f"After {longest:g} epochs. Points: mean, error bars: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')}; settings: the optimizer's default "
+                  f"lr, the best lr of the grid (chosen on validation loss), lr = c / lambda_max(H_0); the lr under each point. y-range: "
+                  f"the default and best-lr points with at least the non-inferiority margin ({margin:g}) as padding; triangles at the "
+                  f"bottom edge: points below it, with their mean.")
 
 
 # ---------------------------------------------------------------- random matrices and signal propagation
@@ -231,7 +268,9 @@ def plot_variance_flow(data: Data) -> Figure:
             counts += [r["n"] for r in stats]
             bands(ax, stats, "layer", "mean", "low", "high", "init")
             ax.set_yscale("log")
-            axes(ax, "weight layer k", ylabel, f"{activation}: {direction}", legend=False)
+            names = layer_names(subset)
+            ax.set_xticks(list(names), list(names.values()), rotation=45, fontsize=7)
+            axes(ax, "weight layer", ylabel, f"{activation}: {direction}", legend=False)
     side_legend(grid[0][-1])
     return finish(fig, "Variance flow through a deep MLP",
                   f"Pre-activation variance Var(u^(k)) (the quantity of the variance claims) and backpropagated-gradient variance per "
@@ -277,7 +316,7 @@ def plot_symmetry(data: Data) -> Figure:
     for (init, layer), group in group_by(data["rows"], "init", "layer").items():
         group = sorted(group, key=lambda r: r["step"])
         steps, style = [r["step"] for r in group], series_style(init)
-        left.plot(steps, [r["distance"] for r in group], label=f"{init}, hidden layer {layer} (final rank {group[-1]['rank']})",
+        left.plot(steps, [r["distance"] for r in group], label=f"{init}, {group[0].get('name') or f'hidden{layer + 1}'} (final rank {group[-1]['rank']})",
                   **style | {"linestyle": LINESTYLES[layer % 4]})
         if layer == 0:
             right.plot(steps, [r["loss"] for r in group], label=init, **style)
@@ -313,7 +352,9 @@ def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
         group = sorted(group, key=lambda r: r["layer"])
         band(right, [r["layer"] for r in group], [r["mean"] for r in group], [r["low"] for r in group], [r["high"] for r in group],
              f"{init}, bias {bias}", **series_style(init) | {"linestyle": "-" if bias == "zeros" else "--"})
-    axes(right, "hidden layer k (ReLU)", "fraction of dead units at init", "Dead ReLUs by init", fontsize=6)
+    names = layer_names(data["rows"])
+    right.set_xticks(list(names), list(names.values()), rotation=45, fontsize=7)
+    axes(right, "hidden layer (ReLU)", "fraction of dead units at init", "Dead ReLUs by init", fontsize=6)
     return finish(fig, "ReLU elbow is Cauchy; dead ReLUs by init",
                   f"Left: histogram of -b/w for w, b ~ N(0,1) (n = {len(c)} samples, range +-{limit:g} shown) with the standard Cauchy "
                   f"density (and the normal for contrast). Right: fraction of ReLU units inactive on every one of "
@@ -324,7 +365,17 @@ def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
 # ---------------------------------------------------------------- curvature and optimization
 
 
-@figure("gauss_newton", demo("curvature", "blocks.csv"))
+def claim_region(params: dict, check: str) -> tuple[float | None, float | None]:
+    """The region of the first ``params.yaml`` report claim with this ``check`` (the margin a figure shows); (None, None) if none."""
+    spec = next((s for s in params.get("report", {}).get("claims", []) if s["check"] == check and "region" in s), None)
+    return tuple(spec["region"]) if spec else (None, None)
+
+
+def _curvature_load(results: Path, params: dict) -> Data:
+    return demo("curvature", "blocks.csv")(results, params) | {"margin": claim_region(params, "rem2_gauss_newton_gap")[1]}
+
+
+@figure("gauss_newton", _curvature_load)
 def plot_gauss_newton(data: Data, exact: float = 1e-6) -> Figure:
     """Relative gap |lambda_max(H) - lambda_max(GN)| / lambda_max(H) per layer block and state, per activation;
     exact zeros (ReLU blocks, paper Remark 1) are marked so they do not read as missing bars."""
@@ -346,7 +397,10 @@ def plot_gauss_newton(data: Data, exact: float = 1e-6) -> Figure:
                 ax.plot(xi, 0.0, linestyle="", marker="o", markersize=7, markerfacecolor="white", markeredgecolor=color, clip_on=False)
                 ax.annotate("0 (exact)", (xi, 0), xytext=(0, 6), textcoords="offset points", rotation=90, ha="center", va="bottom",
                             fontsize=7)
-        ax.set_xticks(np.arange(len(blocks)) + width * (len(states) - 1) / 2, [f"layer {b}" if b != "all" else "all" for b in blocks])
+        names = {str(k): name for k, name in layer_names([{"layer": int(b)} for b in blocks if b != "all"]).items()}
+        ax.set_xticks(np.arange(len(blocks)) + width * (len(states) - 1) / 2, [names.get(b, b) for b in blocks])
+        if activation != "relu" and data.get("margin") is not None:
+            ax.axhline(100 * data["margin"], color="k", linestyle="--", linewidth=0.8, label=f"margin {100 * data['margin']:g}%")
         axes(ax, "parameter block", "|lambda_H - lambda_GN| / lambda_H (%)", f"{activation}: Hessian vs Gauss-Newton", legend=False)
         ax.set_ylim(bottom=0)  # a gap is >= 0: the interval's lower end is cut there
     side_legend(grid[0][-1])
@@ -357,28 +411,43 @@ def plot_gauss_newton(data: Data, exact: float = 1e-6) -> Figure:
                   f"at init, after {settings['train_steps']} GD steps and with weights scaled x{settings['far_scale']} ({settings['init']} "
                   f"init, {settings['num_samples']} samples); bars: mean, error bars: {INTERVAL} (cut at 0), "
                   f"{n_text([r['n'] for r in stats], 'seeds')}. Circles '0 (exact)': every seed below {100 * exact:g}% (ReLU blocks: "
-                  f"H = GN, paper Remark 1).")
+                  f"H = GN, paper Remark 1)" + (f"; dashed: the {100 * data['margin']:g}% margin of the Remark 2 rows." if data.get("margin")
+                                                 is not None else "."))
 
 
-@figure("lr_stability", demo("lr_stability", "runs.csv"))
+def _stability_load(results: Path, params: dict) -> Data:
+    return demo("lr_stability", "runs.csv")(results, params) | {"region": claim_region(params, "gamma_star_empirical")}
+
+
+def peak_over_start(row: Row, cap: float) -> float:
+    """The largest full-batch loss after step 0 over the initial loss (<= 1: the loss never rose above its start), capped;
+    a diverged run (inf / nan) counts as the cap."""
+    peak = row.get("max_loss_after_start", row.get("max_loss"))
+    ratio = peak / row["loss_0"] if isinstance(peak, float) and isinstance(row.get("loss_0"), float) and row["loss_0"] > 0 else math.inf
+    return min(ratio, cap) if math.isfinite(ratio) else cap
+
+
+@figure("lr_stability", _stability_load)
 def plot_lr_stability(data: Data, cap: float = 1e3) -> Figure:
-    """Final / initial loss of short full-batch GD runs vs lr * lambda_0, per init, with 1/lambda and 2/lambda marked."""
-    capped = [r | {"ratio": min(r["final_over_initial"], cap) if isinstance(r["final_over_initial"], float) and
-                   math.isfinite(r["final_over_initial"]) else cap} for r in data["rows"]]
-    stats = over_seeds(capped, ("init", "factor"), "ratio", log=True)
+    """Peak loss over the initial loss of short full-batch GD runs vs lr * lambda_0, per init (the gamma* rows' quantity:
+    a run is safe when it stays at or below 1), with 1/lambda, 2/lambda and the rows' region marked."""
+    stats = over_seeds([r | {"ratio": peak_over_start(r, cap)} for r in data["rows"]], ("init", "factor"), "ratio", log=True)
     fig, ((ax,),) = new_figure(width=6.4, height=4.2)
     bands(ax, stats, "factor", "mean", "low", "high", "init")
+    low, high = data.get("region", (None, None))
+    if low is not None and high is not None:
+        ax.axvspan(low, high, color="0.85", zorder=0, label=f"region of the gamma* rows: c* in [{low:.3g}, {high:.3g}]")
     ax.axvline(1.0, color="k", linestyle="--", linewidth=0.8, label="lr = 1/lambda_0 (paper gamma*)")
     ax.axvline(2.0, color="r", linestyle="--", linewidth=0.8, label="lr = 2/lambda_0 (quadratic GD limit)")
-    ax.axhline(1.0, color="grey", linestyle=":", linewidth=0.8)
+    ax.axhline(1.0, color="grey", linestyle=":", linewidth=0.8, label="peak = initial loss")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    axes(ax, "c = lr * lambda_max(H at init)", f"final loss / initial loss (capped at {cap:g})")
+    axes(ax, "c = lr * lambda_max(H at init)", f"largest loss of the run / initial loss (capped at {cap:g})")
     settings = data["settings"]
-    return finish(fig, "Max stable learning rate vs curvature at init",
+    return finish(fig, "Largest step that never raises the loss vs curvature at init",
                   f"Full-batch GD, {settings['steps']} steps with lr = c / lambda_0 on {settings['num_samples']} training samples; lines: "
-                  f"geometric mean, bands: {LOG_INTERVAL}, {n_text([r['n'] for r in stats], 'seeds')} (lambda_0 measured per seed); diverged runs "
-                  f"(inf / nan) count as the cap {cap:g}.")
+                  f"geometric mean, bands: {LOG_INTERVAL}, {n_text([r['n'] for r in stats], 'seeds')} (lambda_0 measured per seed); at or "
+                  f"below the dotted line the loss never rose above its start; diverged runs (inf / nan) count as the cap {cap:g}.")
 
 
 @figure("edge_of_stability", demo("edge_of_stability", "trace.csv"))
@@ -435,6 +504,105 @@ def plot_canyon(data: Data) -> Figure:
                   f"Best-tuned GD and heavy-ball momentum (n = 1 deterministic run each, nothing to band: the fastest of a grid of "
                   f"{settings['num_lrs']} learning rates x momenta {settings['alphas']}) on a 2-D quadratic with condition number "
                   f"{settings['condition']}; grey: loss contours.")
+
+
+# ---------------------------------------------------------------- budgets and Hessian spectra
+
+
+def _budget_load(results: Path, params: dict) -> Data | None:
+    """The lr study's test accuracy per setting and budget, and the depth study's train loss per budget (best lr)."""
+    fairness, depth = Path(results) / "study" / "lr_fairness.csv", Path(results) / "study" / "depth" / "budgets.csv"
+    if not fairness.exists() or not depth.exists():
+        return None
+    trained = [r for r in read_csv(depth) if r["lr"] == r["best_lr"]]
+    return {"rows": read_csv(fairness), "depth": over_seeds(trained, ("activation", "depth", "init", "epochs"), "train_loss")}
+
+
+@figure("budgets", _budget_load)
+def plot_budgets(data: Data) -> Figure:
+    """Each training claim's quantity against the budget: test accuracy per init, optimizer and lr setting (lr study);
+    train loss per init at the deepest trained depth (depth study, each init at its selected lr)."""
+    rows, depth = data["rows"], data["depth"]
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
+    activations = list(dict.fromkeys(r["activation"] for r in depth))
+    fig, grid = new_figure(len(optimizers) + 1, max(len(settings), len(activations)), height=3.0)
+    for row_axes, optim in zip(grid, optimizers, strict=False):
+        for ax, setting in zip(row_axes, settings, strict=False):
+            bands(ax, [r for r in rows if r["optim"] == optim and r["setting"] == setting], "epochs", "test_acc_mean", "test_acc_low",
+                  "test_acc_high", "init")
+            ax.set_xscale("log")
+            axes(ax, "budget (epochs)", "test accuracy", f"{optim}: {setting.replace('_', ' ')}", legend=False)
+    deepest = max(r["depth"] for r in depth)
+    for ax, activation in zip(grid[-1], activations, strict=False):
+        bands(ax, [r for r in depth if r["activation"] == activation and r["depth"] == deepest], "epochs", "mean", "low", "high", "init")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        axes(ax, "budget (epochs)", "train loss (nats)", f"depth {deepest}, {activation}: selected lr", legend=False)
+    for ax in grid[-1][len(activations):]:
+        ax.set_visible(False)
+    side_legend(grid[0][-1])
+    return finish(fig, "Training claims against the budget",
+                  f"Top rows: test accuracy of the lr study per optimizer and lr setting; bottom row: the depth study's train loss at "
+                  f"{deepest} hidden layers, each init at the lr selected on validation loss at the longest budget (earlier budgets "
+                  f"of the same runs). Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows + depth], 'seeds')}.")
+
+
+def _spectra_load(results: Path, params: dict) -> Data | None:
+    folder = Path(results) / "spectra"
+    if not (folder / "density.csv").exists():
+        return None
+    return {"rows": read_csv(folder / "density.csv"), "summary": read_csv(folder / "spectra.csv"), "settings": params["spectra"]}
+
+
+@figure("hessian_spectrum", _spectra_load)
+def plot_hessian_spectrum(data: Data, floor: float = 1e-7) -> Figure:
+    """The Hessian's eigenvalue density per init (one panel each), at init and after training, log density (PyHessian's view)."""
+    summary = {(r["init"], r["state"]): r for r in data["summary"]}
+    inits = list(dict.fromkeys(r["init"] for r in data["rows"]))
+    fig, grid = new_figure(1, len(inits), sharey=True, height=4.0)
+    for ax, init in zip(grid[0], inits, strict=True):
+        for i, ((state,), group) in enumerate(group_by([r for r in data["rows"] if r["init"] == init], "state").items()):
+            s = summary[(init, state)]
+            label = (f"{state}: lambda_max {s['lambda_max']:.3g}, lambda_min {s['lambda_min']:.3g}, "
+                     f"trace {s['trace']:.3g} +- {s['trace_se']:.2g}")
+            ax.plot([r["eigenvalue"] for r in group], [max(r["density"], floor) for r in group], label=label,
+                    **series_style(init) | {"linestyle": LINESTYLES[i], "marker": ""})
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=floor)
+        axes(ax, "eigenvalue", "density (log)", f"{init} (lr {summary[(init, 'init')]['lr']:.3g})", fontsize=6)
+    settings = data["settings"]
+    return finish(fig, "Hessian eigenvalue density at init and after training",
+                  f"Stochastic Lanczos quadrature of the Hessian of the mean loss over {settings['samples']} training samples "
+                  f"({settings['density_probes']} probes x {settings['density_steps']} Lanczos steps, Gaussian broadening; densities "
+                  f"below {floor:g} drawn at {floor:g}); solid: at init, dashed: after training with {settings['optim']} at the init's "
+                  f"best lr of the lr study for its longest budget (seed {settings['seed']}, n = 1 run per init). lambda_max / lambda_min "
+                  f"certified to a relative residual {settings['tol']:g}; trace: Hutchinson, +- its standard error.")
+
+
+def _sharpness_load(results: Path, params: dict) -> Data | None:
+    path = Path(results) / "spectra" / "sharpness.csv"
+    return {"rows": read_csv(path), "settings": params["spectra"]} if path.exists() else None
+
+
+@figure("sharpening", _sharpness_load)
+def plot_sharpening(data: Data) -> Figure:
+    """lambda_max(H) along training per init against its stability edge 2/lr (progressive sharpening)."""
+    rows = data["rows"]
+    fig, ((ax,),) = new_figure(width=6.4, height=4.2)
+    for (init,), group in group_by(rows, "init").items():
+        group = sorted(group, key=lambda r: r["step"])
+        style = series_style(init)
+        ax.plot([r["step"] for r in group], [r["lambda_max"] for r in group], label=f"{init}: lambda_max (lr {group[0]['lr']:.3g})",
+                **style | {"markersize": 3})
+        ax.axhline(group[0]["two_over_lr"], color=style["color"], linestyle="--", linewidth=0.8, label=f"{init}: 2 / lr")
+    ax.set_yscale("log")
+    axes(ax, "SGD step", "lambda_max(H)", fontsize=6)
+    settings = data["settings"]
+    return finish(fig, "Progressive sharpening: lambda_max along training vs 2/lr",
+                  f"lambda_max of the Hessian of the mean loss over {settings['samples']} training samples every {settings['every']} "
+                  f"steps of minibatch {settings['optim']} at each init's best lr (seed {settings['seed']}, n = 1 run per init); dashed: "
+                  f"the stability edge 2/lr of gradient descent on the quadratic model.")
 
 
 # ---------------------------------------------------------------- stage

@@ -1,20 +1,30 @@
-"""DVC stages ``study@lr`` and ``study@depth``: many short runs of one config in one process.
+"""DVC stages ``study@lr`` and ``study@depth``: many runs of one config, evaluated at several budgets.
 
-    python -m initlab.pipeline.study lr      # params.yaml study -> results/study/{lr/runs,lr/at_init,lr/theorem2,lr_grid,lr_fairness}.csv
-    python -m initlab.pipeline.study depth   # params.yaml depth -> results/study/{depth/runs,depth/at_init,depth}.csv
+    python -m initlab.pipeline.study lr      # params.yaml study -> results/study/{lr/*,lr_grid,lr_fairness}.csv
+    python -m initlab.pipeline.study depth   # params.yaml depth -> results/study/{depth/*,depth}.csv
 
 Every run is a plain torch loop (no Lightning, no process per run) over the model of
 ``conf/experiment/pipeline.yaml``, the init registry (``conf/init``) and the optimizer configs
-(``conf/optim``): ``steps`` minibatch steps on the prepared train split, shuffled by the seed, then
-the mean loss / accuracy on a fixed train subset, on val and on test. The split is fixed (the
-prepared file of the first seed); a seed sets the init and the batch order. Curvature at init
-(lambda_max of the dataset-level mean-loss Hessian) is measured on ``curvature_samples``
-training samples.
+(``conf/optim``) on ``params.yaml`` ``device`` (auto: CUDA when present): minibatch steps on the
+prepared train split, shuffled by the seed, evaluated (loss / accuracy on a fixed train subset, on
+val and on test) at every budget of ``budgets`` (epochs of the train split). The split is fixed (the
+prepared file of the first seed); a seed sets the init and the batch order, drawn on the CPU so a
+run is the same batch sequence on every device.
+
+Compute goes where it decides verdicts: the lr grid is searched by successive halving (every lr
+to the first budget, the best 1/``eta`` by mean val loss over all seeds to the next, ...), a run
+whose minibatch loss is non-finite or above ``diverge_factor`` x its first loss stops there
+(``diverged``), and the reference lrs (the optimizer's default, c / lambda_max(H_0)) always run to
+the longest budget. Selection reads val only; test is recorded, never compared. On the CPU the
+independent parts (inits, seeds, configs) run in ``workers`` processes.
 """
 
 import copy
+import functools
 import math
-from collections.abc import Iterator, Sequence
+import statistics
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +34,32 @@ from torch.nn import functional as F
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import (
-    build_model, conf_node, data_path, lambda_max, load_params, make_initializer, make_optimizer, sample_train_batch, stage_parser, write_csv,
+    build_model, conf_node, data_path, lambda_max, load_data, load_params, make_initializer, make_optimizer, parallel_map,
+    sample_train_batch, stage_device, stage_parser, write_csv,
 )
 
 Row = dict[str, Any]
 Batch = tuple[Tensor, Tensor]
 
 
-def batches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[Tensor]:
-    """``steps`` index batches of reshuffled epochs over ``n`` samples (a seeded generator: reproducible)."""
+def batches(n: int, batch_size: int, seed: int) -> Iterator[Tensor]:
+    """Index batches of reshuffled epochs over ``n`` samples, without end (a seeded CPU generator: reproducible on
+    every device); the last incomplete batch of an epoch is dropped."""
     generator = torch.Generator().manual_seed(seed)
-    done = 0
-    while done < steps:
-        for idx in torch.randperm(n, generator=generator).split(batch_size):
-            if done == steps:
-                return
+    while True:
+        for idx in torch.randperm(n, generator=generator, device="cpu").split(batch_size):
             if len(idx) == batch_size:
-                done += 1
                 yield idx
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return n // batch_size
+
+
+def budget_steps(settings: dict, n_train: int) -> list[int]:
+    """``settings['budgets']`` (epochs) as step counts, increasing."""
+    per_epoch = steps_per_epoch(n_train, settings["batch_size"])
+    return sorted({round(epochs * per_epoch) for epochs in settings["budgets"]})
 
 
 @torch.no_grad()
@@ -56,34 +74,93 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 2048) -> tuple
     return loss / len(y), correct / len(y)
 
 
-def train_run(model: nn.Module, optimizer: torch.optim.Optimizer, data: Any, settings: dict, seed: int) -> Row:
-    """Train ``steps`` steps, stop early on a non-finite loss (``diverged``); final train/val/test loss and accuracy."""
-    x, y = data.train.x, data.train.y
-    model.train()
-    diverged = False
-    for idx in batches(len(y), settings["batch_size"], settings["steps"], seed):
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        if not torch.isfinite(loss):
-            diverged = True
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    n_eval = settings["eval_samples"]
-    row: Row = {"diverged": diverged}
-    for split, (xs, ys) in {"train": (x[:n_eval], y[:n_eval]), "val": (data.val.x, data.val.y),
-                            "test": (data.test.x, data.test.y)}.items():
-        loss_value, acc = evaluate(model, xs, ys)
-        row[f"{split}_loss"] = loss_value if math.isfinite(loss_value) and not diverged else math.nan
-        row[f"{split}_acc"] = acc
-    return row
+@dataclass
+class Run:
+    """One training run, advanced budget by budget; it stops for good once it diverges."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    indices: Iterator[Tensor]
+    diverge_factor: float
+    steps: int = 0
+    first_loss: float | None = None
+    max_loss: float = -math.inf
+    diverged: bool = False
+
+    def advance(self, x: Tensor, y: Tensor, steps: int) -> None:
+        """Train up to ``steps`` minibatch steps in all; record the first and the largest minibatch loss."""
+        self.model.train()
+        while self.steps < steps and not self.diverged:
+            idx = next(self.indices).to(y.device)
+            loss = F.cross_entropy(self.model(x[idx]), y[idx])
+            value = loss.item()
+            self.first_loss = value if self.first_loss is None else self.first_loss
+            self.max_loss = max(self.max_loss, value)
+            if not math.isfinite(value) or value > self.diverge_factor * self.first_loss:
+                self.diverged = True
+                break
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.steps += 1
+
+    def record(self, data: Any, eval_samples: int) -> Row:
+        """Where the run stands: first / max minibatch loss, and train (first ``eval_samples``), val and test
+        loss and accuracy (losses nan once diverged)."""
+        row: Row = {"diverged": self.diverged, "first_loss": self.first_loss, "max_loss": self.max_loss}
+        for split, (xs, ys) in {"train": (data.train.x[:eval_samples], data.train.y[:eval_samples]),
+                                "val": (data.val.x, data.val.y), "test": (data.test.x, data.test.y)}.items():
+            loss_value, acc = evaluate(self.model, xs, ys)
+            row[f"{split}_loss"] = loss_value if math.isfinite(loss_value) and not self.diverged else math.nan
+            row[f"{split}_acc"] = acc
+        return row
+
+
+@dataclass
+class Arm:
+    """One lr setting of a search: its labels, its lr per seed, and whether halving may drop it."""
+
+    labels: Row
+    lrs: dict[int, float]
+    ranked: bool = True
+    runs: dict[int, Run] = field(default_factory=dict)
+
+
+def successive_halving(arms: list[Arm], start: Callable[[float, int], Run], data: Any, settings: dict) -> list[Row]:
+    """Every arm (and seed) to the first budget; then only the best ceil(n / eta) ranked arms (at least ``min_keep``;
+    mean val loss over seeds, a diverged run counts as inf) and every unranked arm go on to the next budget.
+    One row per arm, seed and budget reached."""
+    budgets = budget_steps(settings, len(data.train.y))
+    per_epoch = steps_per_epoch(len(data.train.y), settings["batch_size"])
+    rows, alive = [], list(arms)
+    for k, steps in enumerate(budgets):
+        scores = {}
+        for arm in alive:
+            for seed, lr in arm.lrs.items():
+                if seed not in arm.runs:
+                    arm.runs[seed] = start(lr, seed)
+                run = arm.runs[seed]
+                run.advance(data.train.x, data.train.y, steps)
+                rows.append(arm.labels | {"seed": seed, "lr": lr, "epochs": steps / per_epoch, "steps": steps}
+                            | run.record(data, settings["eval_samples"]))
+            scores[id(arm)] = statistics.fmean(tables.loss_or_inf(r["val_loss"]) for r in rows[-len(arm.lrs):])
+        if k + 1 < len(budgets):
+            ranked = sorted((a for a in alive if a.ranked), key=lambda a: scores[id(a)])
+            keep = max(math.ceil(len(ranked) / settings["eta"]), settings["min_keep"])
+            kept = {id(a) for a in ranked[:keep]}
+            for arm in alive:
+                if arm.ranked and id(arm) not in kept:
+                    arm.runs.clear()  # free the dropped runs' models
+            alive = [a for a in alive if not a.ranked or id(a) in kept]
+    return rows
 
 
 def initialized(init: str, seed: int, batch: Batch, model_overrides: Sequence[str], data: str) -> nn.Module:
-    """The pipeline model with ``model_overrides``, initialized by ``conf/init/<init>`` under ``seed``
-    (a data-aware init sees ``batch``)."""
+    """The pipeline model with ``model_overrides`` built on ``batch``'s device, initialized by ``conf/init/<init>``
+    under ``seed`` (a data-aware init sees ``batch``)."""
     torch.manual_seed(seed)
-    return make_initializer(init)(build_model(data, model_overrides), batch=batch)
+    with torch.device(batch[0].device):
+        return make_initializer(init)(build_model(data, model_overrides), batch=batch)
 
 
 def init_batch(batch: Batch, settings: dict) -> Batch:
@@ -91,35 +168,22 @@ def init_batch(batch: Batch, settings: dict) -> Batch:
     return batch[0][: settings["init_samples"]], batch[1][: settings["init_samples"]]
 
 
-def lr_runs(model: nn.Module, optim: str, lrs: Sequence[float], data: Any, settings: dict, seed: int, **labels: Any) -> list[Row]:
-    """One short run per lr from the same initial weights."""
-    rows = []
-    for lr in lrs:
-        trained = copy.deepcopy(model)
-        optimizer = make_optimizer(optim, trained.parameters(), lr=lr)
-        rows.append(labels | {"optim": optim, "seed": seed, "lr": lr} | train_run(trained, optimizer, data, settings, seed))
-    return rows
+def starter(model_of: Callable[[int], nn.Module], optim: str, settings: dict) -> Callable[[float, int], Run]:
+    """``start(lr, seed)``: a fresh run of ``model_of(seed)``'s copy under ``optim`` with ``lr``."""
+    def start(lr: float, seed: int) -> Run:
+        model = model_of(seed)
+        return Run(model, make_optimizer(optim, model.parameters(), lr=lr), batches(settings["n_train"], settings["batch_size"], seed),
+                   settings["diverge_factor"])
+
+    return start
 
 
-def lr_study(settings: dict, params: dict, data: Any, batch: Batch) -> dict[str, list[Row]]:
-    """Per init and seed: lambda_max at init, then every optimizer at every grid lr, its default lr and
-    lr = c / lambda_max (``setting``: grid, default, curvature; a grid lr equal to the default is run once)."""
-    runs, at_init, bounds = [], [], []
-    for init in params["inits"]:
-        for seed in params["seeds"]:
-            model = initialized(init, seed, init_batch(batch, settings), (), params["data"])
-            lam = lambda_max(model, batch, settings["tol"])
-            at_init.append({"init": init, "seed": seed, "lambda_max": lam, "samples": len(batch[1])})
-            bounds += [{"init": init, "seed": seed} | row for row in theorem2_rows(model, batch, settings["tol"])]
-            for optim in params["optimizers"]:
-                grid = [float(lr) for lr in settings["lr_grid"][optim]]
-                default = default_lr(optim)
-                lrs = {**{lr: "grid" for lr in grid}, **({} if default in grid else {default: "default"}),
-                       settings["curvature_c"] / lam: "curvature"}
-                for row in lr_runs(model, optim, list(lrs), data, settings, seed, init=init, lambda_max=lam, default_lr=default):
-                    runs.append(row | {"setting": lrs[row["lr"]]})
-            print(f"study lr: {init} seed {seed}: lambda_max {lam:.4g}", flush=True)
-    return {"lr/runs": runs, "lr/at_init": at_init, "lr/theorem2": bounds, "lr_grid": tables.lr_grid_table(runs), "lr_fairness": tables.lr_fairness_table(runs)}
+def default_lr(optim: str) -> float:
+    """The lr of ``conf/optim/<optim>.yaml``: what a user gets without choosing one."""
+    return float(conf_node("optim", optim)["lr"])
+
+
+# ---------------------------------------------------------------- the lr study
 
 
 def theorem2_rows(model: nn.Module, batch: Batch, tol: float) -> list[Row]:
@@ -132,9 +196,61 @@ def theorem2_rows(model: nn.Module, batch: Batch, tol: float) -> list[Row]:
     return [{"layer": k} | {key: r[key] for key in ("lambda_max", "ratio_as_written", "ratio_corrected")} for k, r in enumerate(records)]
 
 
-def default_lr(optim: str) -> float:
-    """The lr of ``conf/optim/<optim>.yaml``: what a user gets without choosing one."""
-    return float(conf_node("optim", optim)["lr"])
+def lr_at_init(task: tuple) -> tuple[Row, list[Row]]:
+    """One init and seed: lambda_max(H_0) on the curvature batch and the Theorem 2 rows."""
+    settings, params, context, init, seed = task
+    data, batch = context.load(settings["curvature_samples"])
+    model = initialized(init, seed, init_batch(batch, settings), (), params["data"])
+    lam = lambda_max(model, batch, settings["tol"])
+    bounds = [{"init": init, "seed": seed} | row for row in theorem2_rows(model, batch, settings["tol"])]
+    print(f"study lr: {init} seed {seed}: lambda_max {lam:.4g}", flush=True)
+    return {"init": init, "seed": seed, "lambda_max": lam, "samples": len(batch[1])}, bounds
+
+
+def lr_search(task: tuple) -> list[Row]:
+    """One init and optimizer, all seeds: the grid by successive halving, the default lr and c / lambda_max(H_0)."""
+    settings, params, context, init, optim, lams = task
+    data, batch = context.load(settings["curvature_samples"])
+    default = default_lr(optim)
+    grid = [float(lr) for lr in settings["lr_grid"][optim]]
+    seeds = params["seeds"]
+    arms = [Arm({"setting": "grid"}, dict.fromkeys(seeds, lr), ranked=lr != default) for lr in grid]
+    arms += [] if default in grid else [Arm({"setting": "default"}, dict.fromkeys(seeds, default), ranked=False)]
+    arms.append(Arm({"setting": "curvature"}, {seed: settings["curvature_c"] / lams[seed] for seed in seeds}, ranked=False))
+    models = {seed: initialized(init, seed, init_batch(batch, settings), (), params["data"]) for seed in seeds}
+    start = starter(lambda seed: copy.deepcopy(models[seed]), optim, settings | {"n_train": len(data.train.y)})
+    rows = successive_halving(arms, start, data, settings)
+    print(f"study lr: {init} {optim}: {len(rows)} evaluations", flush=True)
+    return [{"init": init, "lambda_max": lams[r["seed"]], "default_lr": default, "optim": optim} | r for r in rows]
+
+
+def lr_study(settings: dict, params: dict, context: "StageContext") -> dict[str, list[Row]]:
+    """Per init and seed: lambda_max at init (and Theorem 2's rows); per init and optimizer: every seed at the grid lrs
+    (successive halving), the default lr and lr = c / lambda_max (``setting``: grid, default, curvature)."""
+    pairs = [(init, seed) for init in params["inits"] for seed in params["seeds"]]
+    measured = context.map(lr_at_init, [(settings, params, context, init, seed) for init, seed in pairs])
+    at_init = [row for row, _ in measured]
+    bounds = [row for _, rows in measured for row in rows]
+    lams = {(r["init"], r["seed"]): r["lambda_max"] for r in at_init}
+    tasks = [(settings, params, context, init, optim, {seed: lams[(init, seed)] for seed in params["seeds"]})
+             for init in params["inits"] for optim in params["optimizers"]]
+    budgets = [row for rows in context.map(lr_search, tasks) for row in rows]
+    final = longest(budgets)
+    return {"lr/runs": final, "lr/budgets": budgets, "lr/at_init": at_init, "lr/theorem2": bounds,
+            "lr_grid": tables.lr_grid_table(budgets), "lr_fairness": tables.lr_fairness_table(budgets)}
+
+
+def longest(rows: list[Row]) -> list[Row]:
+    """The rows at the longest budget."""
+    top = max(r["epochs"] for r in rows)
+    return [r for r in rows if r["epochs"] == top]
+
+
+# ---------------------------------------------------------------- the depth study
+
+
+def depth_overrides(settings: dict, activation: str, depth: int) -> list[str]:
+    return [f"model.widths=[{','.join([str(settings['width'])] * depth)}]", f"model.activation={activation}"]
 
 
 def depth_at_init(model: nn.Module, batch: Batch, settings: dict, curvature: bool) -> Row:
@@ -149,34 +265,79 @@ def depth_at_init(model: nn.Module, batch: Batch, settings: dict, curvature: boo
             "lambda_max": lambda_max(model, batch, settings["tol"]) if curvature else None}
 
 
-def depth_study(settings: dict, params: dict, data: Any, batch: Batch) -> dict[str, list[Row]]:
-    """Per activation, depth and init: the at-init quantities for every seed; the best grid lr by mean
-    val loss of the first ``select_seeds`` seeds, then every seed's train loss at that lr."""
-    runs, at_init = [], []
-    for activation in settings["activations"]:
-        for depth in settings["depths"]:
-            overrides = [f"model.widths=[{','.join([str(settings['width'])] * depth)}]", f"model.activation={activation}"]
-            for init in settings["inits"]:
-                labels = {"init": init, "activation": activation, "depth": depth}
-                models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in params["seeds"]}
-                at_init += [labels | {"seed": seed, "samples": len(batch[1])} | depth_at_init(m, batch, settings, k < settings["curvature_seeds"])
-                            for k, (seed, m) in enumerate(models.items())]
-                best, selected = best_lr(models, settings, data, labels)
-                runs += [row | {"best_lr": best} for seed, m in models.items()
-                         for row in ([selected[seed]] if seed in selected else lr_runs(m, settings["optim"], [best], data, settings, seed, **labels))]
-                print(f"study depth: {activation} depth {depth} {init}: best lr {best:g}", flush=True)
-    return {"depth/runs": runs, "depth/at_init": at_init, "depth": tables.depth_table({"runs": runs, "at_init": at_init})}
+def depth_config_at_init(task: tuple) -> list[Row]:
+    """One activation, depth and init: the at-init quantities of every seed (lambda_max for the first
+    ``curvature_seeds``)."""
+    settings, params, context, activation, depth, init = task
+    data, batch = context.load(settings["curvature_samples"])
+    labels = {"init": init, "activation": activation, "depth": depth}
+    rows = []
+    for k, seed in enumerate(params["seeds"]):
+        model = initialized(init, seed, init_batch(batch, settings), depth_overrides(settings, activation, depth), params["data"])
+        rows.append(labels | {"seed": seed, "samples": len(batch[1])} | depth_at_init(model, batch, settings, k < settings["curvature_seeds"]))
+    return rows
 
 
-def best_lr(models: dict[int, nn.Module], settings: dict, data: Any, labels: Row) -> tuple[float, dict[int, Row]]:
-    """The grid lr with the lowest mean val loss over the first ``select_seeds`` seeds (diverged runs count as inf),
-    and those seeds' runs at it (the depth study reuses them instead of training them again)."""
-    seeds = list(models)[: settings["select_seeds"]]
-    trials = {float(lr): {seed: lr_runs(models[seed], settings["optim"], [float(lr)], data, settings, seed, **labels)[0] for seed in seeds}
-              for lr in settings["lr_grid"]}
-    scores = {lr: sum(tables.loss_or_inf(r["val_loss"]) for r in rows.values()) / len(rows) for lr, rows in trials.items()}
-    best = min(scores, key=scores.get)
-    return best, trials[best]
+def depth_search(task: tuple) -> list[Row]:
+    """One activation, depth and init, all seeds: lr = c / lambda_0 for every c of ``lr_factors`` by successive halving."""
+    settings, params, context, activation, depth, init, lambda_0 = task
+    data, batch = context.load(settings["curvature_samples"])
+    overrides = depth_overrides(settings, activation, depth)
+    labels = {"init": init, "activation": activation, "depth": depth, "lambda_0": lambda_0}
+    seeds = params["seeds"]
+    arms = [Arm(labels | {"c": c}, dict.fromkeys(seeds, c / lambda_0)) for c in settings["lr_factors"]]
+    models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in seeds}
+    start = starter(lambda seed: copy.deepcopy(models[seed]), settings["optim"], settings | {"n_train": len(data.train.y)})
+    rows = successive_halving(arms, start, data, settings)
+    best = tables.best_depth_lr(rows)
+    print(f"study depth: {activation} depth {depth} {init}: lambda_0 {lambda_0:.4g}, best lr {best:g}", flush=True)
+    return [r | {"best_lr": best} for r in rows]
+
+
+def depth_study(settings: dict, params: dict, context: "StageContext") -> dict[str, list[Row]]:
+    """Per activation, depth and init: the at-init quantities for every seed; at the ``train_depths`` the lr search
+    over c / lambda_0 (lambda_0: geometric mean of lambda_max at init over the curvature seeds)."""
+    configs = [(a, d, i) for a in settings["activations"] for d in settings["depths"] for i in settings["inits"]]
+    at_init = [row for rows in context.map(depth_config_at_init, [(settings, params, context, *c) for c in configs]) for row in rows]
+    lambda_0 = {key: tables.geometric_mean(r["lambda_max"] for r in group)
+                for key, group in tables.group_by(at_init, "activation", "depth", "init").items()}
+    tasks = [(settings, params, context, a, d, i, lambda_0[(a, d, i)]) for a, d, i in configs
+             if d in settings["train_depths"] and i in settings["train_inits"]]
+    budgets = [row for rows in context.map(depth_search, tasks) for row in rows]
+    runs = [r for r in longest(budgets) if r["lr"] == r["best_lr"]]
+    return {"depth/runs": runs, "depth/budgets": budgets, "depth/at_init": at_init,
+            "depth": tables.depth_table({"runs": runs, "at_init": at_init})}
+
+
+# ---------------------------------------------------------------- the stage
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What every task of a stage needs: where the prepared data lives, the device, how many worker processes."""
+
+    data_file: Path
+    device: str
+    workers: int
+
+    def load(self, samples: int) -> tuple[Any, Batch]:
+        """The prepared data on the device and the curvature batch (``samples`` train samples chosen by seed 0);
+        read once per process."""
+        return _loaded(self.data_file, self.device, samples)
+
+    def map(self, function: Callable[[tuple], Any], tasks: list[tuple]) -> list[Any]:
+        return parallel_map(function, tasks, self.workers)
+
+
+@functools.cache
+def _data(path: Path, device: str) -> Any:
+    return load_data(path, torch.device(device))
+
+
+@functools.cache
+def _loaded(path: Path, device: str, samples: int) -> tuple[Any, Batch]:
+    data = _data(path, device)
+    return data, sample_train_batch(data.train, samples, seed=0)
 
 
 STUDIES = {"lr": ("study", lr_study), "depth": ("depth", depth_study)}
@@ -187,14 +348,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", choices=sorted(STUDIES))
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    device = stage_device(params["device"])
     section, study = STUDIES[args.name]
-    settings = params[section]
-    from initlab.data.cache import load_prepared
-
-    path = data_path(args.results, params["data"])
-    data = load_prepared(path)
-    batch = sample_train_batch(data.train, settings["curvature_samples"], seed=0)
-    for name, rows in study(settings, params, data, batch).items():
+    workers = params["workers"] if device.type == "cpu" else 1  # one process drives an accelerator
+    context = StageContext(data_path(args.results, params["data"]), str(device), workers)
+    for name, rows in study(params[section], params, context).items():
         write_csv(Path(args.results) / "study" / f"{name}.csv", rows)
 
 

@@ -74,41 +74,55 @@ def loss_or_inf(value: Any) -> float:
 
 
 def best_lrs(runs: Iterable[Row], select_on: str = "val_loss") -> dict[tuple, float]:
-    """Per (init, optim): the grid lr with the lowest mean ``select_on`` over seeds (diverged runs count as inf)."""
+    """Per (init, optim, epochs): the grid lr with the lowest mean ``select_on`` over seeds (diverged runs count as inf)
+    among the lrs evaluated at that budget (``epochs`` None in rows without it)."""
     grid = [r for r in runs if r["setting"] != "curvature"]
+    return lowest(grid, ("init", "optim", "epochs"), select_on)
+
+
+def lowest(rows: Iterable[Row], keys: Sequence[str], select_on: str = "val_loss") -> dict[tuple, float]:
+    """Per group of ``keys``: the lr with the lowest mean ``select_on`` over its rows (seeds; diverged = inf)."""
     scores = {key: statistics.fmean(loss_or_inf(r[select_on]) for r in group)
-              for key, group in group_by(grid, "init", "optim", "lr").items()}
+              for key, group in group_by(rows, *keys, "lr").items()}
     best: dict[tuple, float] = {}
-    for (init, optim, lr), score in scores.items():
-        if (init, optim) not in best or score < scores[(init, optim, best[(init, optim)])]:
-            best[(init, optim)] = lr
+    for (*group, lr), score in scores.items():
+        group = tuple(group)
+        if group not in best or score < scores[(*group, best[group])]:
+            best[group] = lr
     return best
+
+
+def best_depth_lr(rows: Sequence[Row]) -> float:
+    """The lr with the lowest mean val loss over seeds at the longest budget of one depth-study search."""
+    top = max(r["epochs"] for r in rows)
+    return lowest([r for r in rows if r["epochs"] == top], ())[()]
 
 
 def setting_runs(runs: Sequence[Row]) -> list[Row]:
     """The runs of the three fair-comparison settings, labelled ``setting``: the config's default lr,
-    the best grid lr (chosen on val), lr = c / lambda_max(H_0)."""
+    the best grid lr (chosen on val at the same budget), lr = c / lambda_max(H_0)."""
     best = best_lrs(runs)
     labelled = {
         "default": [r for r in runs if r["setting"] != "curvature" and r["lr"] == r["default_lr"]],
-        "best_lr": [r for r in runs if r["setting"] != "curvature" and r["lr"] == best[(r["init"], r["optim"])]],
+        "best_lr": [r for r in runs if r["setting"] != "curvature" and r["lr"] == best[(r["init"], r["optim"], r.get("epochs"))]],
         "curvature_lr": [r for r in runs if r["setting"] == "curvature"],
     }
     return [r | {"setting": setting} for setting in SETTINGS for r in labelled[setting]]
 
 
 def lr_grid_table(runs: Sequence[Row]) -> list[Row]:
-    """Per init, optimizer and grid lr: val loss and accuracy, mean and 95% t-interval over seeds."""
+    """Per init, optimizer, grid lr and budget (epochs): val loss and accuracy, mean and 95% t-interval over seeds."""
     grid = [r for r in runs if r["setting"] != "curvature"]
-    return [{"init": init, "optim": optim, "lr": lr} | metric_columns(group, "val_loss", "val_acc")
-            for (init, optim, lr), group in sorted(group_by(grid, "init", "optim", "lr").items())]
+    return [{"init": init, "optim": optim, "lr": lr, "epochs": epochs} | metric_columns(group, "val_loss", "val_acc")
+            for (init, optim, lr, epochs), group in sorted(group_by(grid, "init", "optim", "lr", "epochs").items())]
 
 
 def lr_fairness_table(runs: Sequence[Row]) -> list[Row]:
-    """Per init, optimizer and setting: the (median over seeds) lr, test loss and accuracy with 95% t-intervals over seeds."""
-    return [{"init": init, "optim": optim, "setting": setting, "lr": statistics.median(r["lr"] for r in group)}
+    """Per init, optimizer, setting and budget: the (median over seeds) lr, test loss and accuracy with 95% t-intervals
+    over seeds."""
+    return [{"init": init, "optim": optim, "setting": setting, "epochs": epochs, "lr": statistics.median(r["lr"] for r in group)}
             | metric_columns(group, "test_loss", "test_acc")
-            for (init, optim, setting), group in group_by(setting_runs(runs), "init", "optim", "setting").items()]
+            for (init, optim, setting, epochs), group in group_by(setting_runs(runs), "init", "optim", "setting", "epochs").items()]
 
 
 DEPTH_QUANTITIES = {"train_loss": "runs", "lambda_max": "at_init", "jacobian_norm_product": "at_init", "variance_ratio": "at_init"}

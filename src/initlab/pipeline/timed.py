@@ -5,13 +5,17 @@ DVC outputs must be byte-stable, so wall times live in ``reports/timings.md``, a
 when that stage succeeds. The command's exit code is passed through.
 """
 
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from initlab.pipeline.params_schema import check_params
+
 TIMINGS = Path("reports/timings.md")
+JIT_NOTICE = "ignore:`torch.jit.script` is deprecated:FutureWarning"
 ROW = re.compile(r"^\| (?P<stage>[^|]+) \| (?P<seconds>[0-9.]+) \|$")
 
 
@@ -27,9 +31,15 @@ def record(path: Path, stage: str, seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Check params.yaml before the stage starts (values never reach a shell unchecked: dvc.yaml templates none
+    into a command), then run the stage with ``threads`` as its OMP_NUM_THREADS."""
     stage, *command = sys.argv[1:] if argv is None else argv
+    params = check_params()
     start = time.perf_counter()
-    code = subprocess.call(command)
+    env = {**os.environ, "OMP_NUM_THREADS": str(params["threads"]),
+           # torch's forward-mode AD (our JVPs) scripts a helper on first use and warns about its own deprecated API
+           "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), JIT_NOTICE]))}
+    code = subprocess.call(command, env=env)
     if code == 0:
         record(TIMINGS, stage, time.perf_counter() - start)
     return code

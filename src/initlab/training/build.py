@@ -5,14 +5,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 
 from initlab.models import instantiate_model
+from initlab.schema import LR_CEIL, problem
 
 log = logging.getLogger(__name__)
 
 Batch = tuple[Tensor, Tensor]
+# Keys of an optim node that configure the run around the optimizer, not the optimizer's constructor:
+# ``lr_refresh`` (with ``lr=auto``) is :class:`initlab.training.callbacks.LrAutoGuard`'s ``refresh_every_n_steps``.
+OPTIM_RUN_KEYS = ("lr_refresh",)
 
 
 def seed_everything(seed: int) -> None:
@@ -85,18 +89,44 @@ def curvature_scaled_lr(model: nn.Module, batch: Batch, scale: float) -> dict[st
     lambda_max = top_eigenvalue(CurvatureProblem(model, F.cross_entropy, batch, batch_size=1024), tol=1e-3)
     if not lambda_max > 0:
         raise RuntimeError(f"optim.lr=auto: lambda_max = {lambda_max} is not positive; set optim.lr explicitly")
-    return {"lambda_max": lambda_max, "lr": scale / lambda_max}
+    lr = scale / lambda_max
+    if not lr <= LR_CEIL:
+        from initlab.config import ConfigError
+
+        raise ConfigError(problem("optim.lr", "auto", f"gave lr_auto_scale / lambda_max = {scale:g} / {lambda_max:.3g} = {lr:.3g}, "
+                                                      f"above the largest lr {LR_CEIL:g}; lower lr_auto_scale or set optim.lr"))
+    return {"lambda_max": lambda_max, "lr": lr}
+
+
+def optimizer_node(optim_cfg: DictConfig) -> DictConfig:
+    """The optimizer's own keys of an ``optim`` node (without ``OPTIM_RUN_KEYS``), ready to instantiate."""
+    node = optim_cfg.copy()
+    with open_dict(node):
+        for key in OPTIM_RUN_KEYS:
+            node.pop(key, None)
+    return node
 
 
 def optimizer_config(cfg: DictConfig, model: nn.Module, batch: Batch) -> tuple[DictConfig, dict[str, float]]:
     """``cfg.optim`` with ``lr=auto`` replaced by the curvature-scaled value (and what was measured): the one place it is resolved."""
-    if cfg.optim.get("lr") != "auto":
-        return cfg.optim, {}
+    optim_cfg = optimizer_node(cfg.optim)
+    if optim_cfg.get("lr") != "auto":
+        return optim_cfg, {}
     measured = curvature_scaled_lr(model, batch, cfg.lr_auto_scale)
     log.info("optim.lr=auto: lambda_max=%.5g -> lr=%.5g", measured["lambda_max"], measured["lr"])
-    optim_cfg = cfg.optim.copy()
     optim_cfg.lr = measured["lr"]
     return optim_cfg, measured
+
+
+def lr_auto_guard(cfg: DictConfig, lr_auto: dict[str, float]) -> list[Any]:
+    """With ``optim.lr=auto``, the callback that re-measures lambda_max during training (warns past 2/lr,
+    re-sets the lr every ``optim.lr_refresh`` steps) on the samples the lr was set on."""
+    from initlab.training.callbacks import LrAutoGuard
+
+    if not lr_auto:
+        return []
+    refresh = {"refresh_every_n_steps": cfg.optim.lr_refresh} if cfg.optim.get("lr_refresh") is not None else {}
+    return [LrAutoGuard(lr_auto["lambda_max"], num_samples=cfg.init_batch_size, seed=cfg.seed, **refresh)]
 
 
 def build_module(cfg: DictConfig, model: nn.Module, batch: Batch) -> tuple[Any, dict[str, float]]:
@@ -120,12 +150,13 @@ def instantiate_all(node: DictConfig | None) -> list[Any]:
     return [instantiate(child) for child in node.values() if isinstance(child, DictConfig) and "_target_" in child]
 
 
-def build_trainer(cfg: DictConfig, loggers: list[Any]) -> tuple[Any, list[Any]]:
-    """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks`` (Lightning adds no checkpoint of its own)."""
+def build_trainer(cfg: DictConfig, loggers: list[Any], extra_callbacks: list[Any] = ()) -> tuple[Any, list[Any]]:
+    """The Trainer of ``cfg.trainer`` with the callbacks of ``cfg.callbacks`` and ``extra_callbacks`` (Lightning adds no
+    checkpoint of its own)."""
     from hydra.utils import instantiate
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    callbacks = instantiate_all(cfg.get("callbacks"))
+    callbacks = instantiate_all(cfg.get("callbacks")) + list(extra_callbacks)
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing)
     return trainer, callbacks
@@ -133,12 +164,9 @@ def build_trainer(cfg: DictConfig, loggers: list[Any]) -> tuple[Any, list[Any]]:
 
 def load_model_weights(model: nn.Module, ckpt_path: str | Path) -> nn.Module:
     """Load the ``model.*`` weights of a verified training checkpoint into ``model`` (weights only, no code)."""
-    import torch
+    from initlab.training.checkpoints import check_fit, verified_checkpoint
 
-    import initlab.optim  # noqa: F401  (registers the schedule classes stored in checkpoints as safe)
-    from initlab.training.checkpoints import verified_checkpoint
-
-    state = torch.load(verified_checkpoint(ckpt_path), map_location="cpu", weights_only=True)["state_dict"]
+    state = check_fit(verified_checkpoint(ckpt_path), model)["state_dict"]
     prefix = "model."
     model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     return model

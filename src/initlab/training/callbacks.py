@@ -1,7 +1,9 @@
 """Callbacks of a run: progress bar, verified checkpoints, divergence stop, history and curvature files."""
 
 import csv
+import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,11 @@ from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from torch import Tensor
 
 from initlab.training.checkpoints import commit_checkpoint, part_path
-from initlab.training.signals import signal_of
+from initlab.training.signals import deferred, signal_of
+
+log = logging.getLogger(__name__)
+# Console width of the progress bar when stdout is not a terminal: the bar, counts, times and metrics on one line.
+LOG_WIDTH = 160
 
 
 def append_csv_row(path: str | Path, row: dict[str, Any], key: str) -> None:
@@ -46,6 +52,8 @@ class LossProgressBar(RichProgressBar):
     """
 
     def __init__(self, metrics_every_s: float = 0.5, **kwargs: Any) -> None:
+        if not sys.stdout.isatty():  # Rich gives a log file 80 columns: the bar's last metric would wrap onto a second line
+            kwargs["console_kwargs"] = {"width": LOG_WIDTH, **(kwargs.get("console_kwargs") or {})}
         super().__init__(**kwargs)
         self.metrics_every_s = metrics_every_s
         self._shown: dict[str, Any] = {}
@@ -78,10 +86,11 @@ class VerifiedCheckpoint(ModelCheckpoint):
     """A ModelCheckpoint that proves every file it writes is whole before it replaces the last one, sha256 beside it."""
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, str(part_path(filepath)))
-        if trainer.is_global_zero:
-            commit_checkpoint(filepath)
-        self._last_checkpoint_saved = filepath
+        with deferred():  # SIGINT/SIGTERM mid-save is raised once the file is sealed, not inside fsspec's finalizer
+            super()._save_checkpoint(trainer, str(part_path(filepath)))
+            if trainer.is_global_zero:
+                commit_checkpoint(filepath)
+            self._last_checkpoint_saved = filepath
 
 
 class InterruptCheckpoint(pl.Callback):
@@ -132,13 +141,14 @@ class DivergenceMonitor(pl.Callback):
 
     def check(self, trainer: pl.Trainer, loss: float) -> None:
         """Decide on ``loss`` together with the other ranks; stop them all if any diverged."""
-        local = self._local_reason(loss)
+        local = self.reason_for(loss)
         if trainer.strategy.reduce_boolean_decision(local is not None, all=False):
             self.diverged_step = trainer.global_step
             self.reason = local or "diverged on another rank"
             trainer.should_stop = True
 
-    def _local_reason(self, loss: float) -> str | None:
+    def reason_for(self, loss: float) -> str | None:
+        """Why ``loss`` counts as diverged (non-finite, or above ``max_loss_ratio`` x the first loss), None if it does not."""
         if isinstance(self.initial_loss, Tensor):  # read from the device once, at the first check
             self.initial_loss = float(self.initial_loss)
         initial = self.initial_loss
@@ -178,35 +188,41 @@ class CurvatureTracker(pl.Callback):
     ``model.compile=true`` the eager module is analysed. Logged as ``curvature/lambda_max``
     (+ ``curvature/lambda_max_<layer>``) next to ``curvature/eos_ratio`` = lambda_max x lr / 2, the
     edge-of-stability ratio of gradient descent (1 = the threshold 2/lr; a zero lr gives 0), and
-    appended to ``curvature.csv``.
+    appended to ``curvature.csv`` (``path``; None: logged only).
     """
 
-    def __init__(self, path: str, every_n_steps: int = 25, num_samples: int = 512, per_layer: bool = True,
+    prefix = "curvature"
+
+    def __init__(self, path: str | None, every_n_steps: int = 25, num_samples: int = 512, per_layer: bool = True,
                  tol: float = 1e-3, seed: int = 0) -> None:
         if every_n_steps < 1 or num_samples < 1:
             raise ValueError(f"every_n_steps and num_samples must be >= 1, got {every_n_steps}, {num_samples}")
-        self.path = Path(path)
+        self.path = None if path is None else Path(path)
         self.every_n_steps, self.num_samples, self.per_layer, self.tol, self.seed = every_n_steps, num_samples, per_layer, tol, seed
         self.batch: tuple[Tensor, Tensor] | None = None
         self.top_vector: Tensor | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._load_batch(trainer, pl_module)
+        self._measure(trainer, pl_module)
+
+    def _load_batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         inputs, targets = trainer.datamodule.sample_batch(self.num_samples, seed=self.seed)
         self.batch = (inputs.to(pl_module.device), targets.to(pl_module.device))
-        self._measure(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step % self.every_n_steps == 0:
             self._measure(trainer, pl_module)
 
-    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float | None:
+        """Measure, log and record on global rank zero; returns lambda_max there (None on the other ranks)."""
         from torch.nn import functional as F
 
         from initlab.analysis import CurvatureProblem, curvature_record, top_eigenvalue
         from initlab.models import weight_layers
 
         if not trainer.is_global_zero or self.batch is None:
-            return
+            return None
         first = self.top_vector is None  # determinism/symmetry are checked once, not at every step
         problem = CurvatureProblem(pl_module.model, F.cross_entropy, self.batch, check=first)
         full = curvature_record(problem, k=1, tol=self.tol, v0=self.top_vector)
@@ -217,7 +233,67 @@ class CurvatureTracker(pl.Callback):
         if self.per_layer:
             for name, _ in weight_layers(pl_module.model):
                 row[f"lambda_max_{name}"] = top_eigenvalue(problem.replace(block=name, include_bias=False), tol=self.tol)
-        metrics = {f"curvature/{k}": float(v) for k, v in row.items() if k not in ("step", "epoch")}
+        metrics = {f"{self.prefix}/{k}": float(v) for k, v in row.items() if k not in ("step", "epoch")}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
-        append_csv_row(self.path, row, key="step")
+        if self.path is not None:
+            append_csv_row(self.path, row, key="step")
+        return full.lambda_max
+
+
+def scale_lr(trainer: pl.Trainer, ratio: float) -> None:
+    """Multiply the lr of every step to come by ``ratio``: the optimizer's groups and the schedules' base lrs
+    (a schedule's lr is base lr x its factor, so its shape is kept)."""
+    for config in trainer.lr_scheduler_configs:
+        config.scheduler.base_lrs = [lr * ratio for lr in config.scheduler.base_lrs]
+    for optimizer in trainer.optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] *= ratio
+            if "initial_lr" in group:
+                group["initial_lr"] *= ratio
+
+
+class LrAutoGuard(CurvatureTracker):
+    """``optim.lr=auto`` during training: watch the rule lr = scale / lambda_max that was applied at init.
+
+    lambda_max usually grows as training sharpens, and gradient descent is unstable once it passes
+    2/lr. Every ``check_every_n_steps`` optimizer steps lambda_max is measured again on the samples the
+    lr was set on (``init_batch_size`` of them, same seed) and the run warns, once, when lambda_max x lr
+    > 2. With ``refresh_every_n_steps`` (``optim.lr_refresh``) it is measured every that many steps
+    instead and the lr is set to scale / lambda_max again each time (our extension, not the paper's
+    rule: docs/methods.md); the schedule's shape is kept. The decision is rank zero's, broadcast, so
+    DDP ranks keep one lr. ``summary`` goes into metrics.json under ``lr_auto``.
+    """
+
+    prefix = "lr_auto"
+
+    def __init__(self, lambda_max: float, refresh_every_n_steps: int | None = None, check_every_n_steps: int = 25,
+                 num_samples: int = 512, tol: float = 1e-3, seed: int = 0) -> None:
+        if refresh_every_n_steps is not None and refresh_every_n_steps < 1:
+            raise ValueError(f"optim.lr_refresh must be >= 1 or null, got {refresh_every_n_steps}")
+        super().__init__(None, refresh_every_n_steps or check_every_n_steps, num_samples, per_layer=False, tol=tol, seed=seed)
+        self.refresh = refresh_every_n_steps is not None
+        self.lambda_of_lr = lambda_max  # the lambda_max the current lr is scale / of
+        self.summary: dict[str, Any] = {"checks": 0, "refreshes": 0, "max_eos_ratio": None, "edge_step": None}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._load_batch(trainer, pl_module)  # step 0 is where the lr was set; a resumed run checks on the same steps
+
+    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float | None:
+        lambda_max = trainer.strategy.broadcast(super()._measure(trainer, pl_module), src=0)
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        eos_ratio = lambda_max * lr / 2
+        summary = self.summary
+        summary["checks"] += 1
+        summary["max_eos_ratio"] = max(eos_ratio, summary["max_eos_ratio"] or -math.inf)
+        if eos_ratio > 1 and summary["edge_step"] is None:
+            summary["edge_step"] = trainer.global_step
+            advice = "the next refresh resets it" if self.refresh else "optim.lr_refresh=N re-estimates it every N steps"
+            log.warning("optim.lr=auto: at step %d lambda_max = %.4g passed 2/lr = %.4g (the lr was set from lambda_max = %.4g): "
+                        "gradient descent is past its stability edge; %s", trainer.global_step, lambda_max, 2 / lr, self.lambda_of_lr, advice)
+        if self.refresh and lambda_max > 0:
+            scale_lr(trainer, self.lambda_of_lr / lambda_max)
+            self.lambda_of_lr = lambda_max
+            summary["refreshes"] += 1
+        summary["lambda_max_last"], summary["lr_last"] = lambda_max, trainer.optimizers[0].param_groups[0]["lr"]
+        return lambda_max

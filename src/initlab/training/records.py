@@ -1,9 +1,14 @@
 """The files every run leaves in its output directory (contract in ARCHITECTURE.md)."""
 
+import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
+
+LOCK_NAME = ".initlab.lock"
+_held_locks: dict[str, int] = {}  # folder -> descriptor, open for the life of the process
 
 STATUSES = ("done", "diverged", "failed", "interrupted")
 
@@ -26,9 +31,51 @@ def write_json(path: str | Path, record: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(json_safe(record), indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(json_safe(record), indent=2, sort_keys=False) + "\n")
+        tmp.replace(path)
+    except BaseException:  # a full or read-only disk: no .tmp left behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def last_csv_row(path: str | Path) -> dict[str, str]:
+    """The last row of a CSV file (history.csv), empty if there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows[-1] if rows else {}
+
+
+class RunDirBusy(RuntimeError):
+    """Another live process writes into the run dir."""
+
+
+def lock_run_dir(folder: str | Path) -> None:
+    """Hold ``<folder>/.initlab.lock`` for the rest of this process: one writer per run (or sweep) dir.
+
+    An advisory ``flock`` that the kernel releases when the process ends, however it ends (a
+    SIGKILL leaves no stale lock). A second process raises :class:`RunDirBusy` naming the holder.
+    """
+    import fcntl
+
+    folder = Path(folder).absolute()
+    if str(folder) in _held_locks:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(descriptor, 32).decode(errors="replace").strip() or "?"
+        os.close(descriptor)
+        raise RunDirBusy(f"another initlab process (pid {holder}) is writing there; wait for it to end or pick another dir") from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, str(os.getpid()).encode())
+    _held_locks[str(folder)] = descriptor
 
 
 def split_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:

@@ -10,8 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from initlab.training.records import metrics_record, write_json
-from initlab.training.signals import interruptible, signal_of
+from initlab.training.records import last_csv_row, metrics_record, write_json
+from initlab.training.signals import Interrupted, interruptible, received, signal_of
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str,
         initialize,
         instantiate_all,
         log_init_report,
+        lr_auto_guard,
         seed_everything,
         total_steps,
     )
@@ -42,15 +43,16 @@ def fit(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str,
     log_init_report(model, output_dir / "init.json" if rank_zero_only.rank == 0 else None)
     module, lr_auto = build_module(cfg, model, init_batch)
     loggers = instantiate_all(_with_wandb_identity(cfg, runtime, output_dir).get("logger"))
-    trainer, callbacks = build_trainer(cfg, loggers)
+    guards = lr_auto_guard(cfg, lr_auto)
+    trainer, callbacks = build_trainer(cfg, loggers, guards)
     _log_run_facts(loggers, cfg, lr_auto)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = _last_epoch_metrics(cfg) | {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     divergence = _divergence(metrics, callbacks)
     if divergence is None and cfg.get("test", True):
         metrics |= trainer.test(module, datamodule=datamodule, verbose=False)[0]
     _finish_loggers(loggers, diverged=divergence is not None)
-    return _record(cfg, trainer, metrics, divergence, lr_auto)
+    return _record(cfg, trainer, metrics, divergence, lr_auto | (guards[0].summary if guards else {}))
 
 
 def _record(cfg: DictConfig, trainer: Any, metrics: dict[str, float], divergence: dict[str, Any] | None,
@@ -65,11 +67,21 @@ def _record(cfg: DictConfig, trainer: Any, metrics: dict[str, float], divergence
 
 def _resume_checkpoint(ckpt_path: str | None, output_dir: Path) -> str | None:
     """The checkpoint to resume from, verified against its sha256 (``last``: this run dir's ``last.ckpt``)."""
-    from initlab.training.checkpoints import verified_checkpoint
+    from initlab.training.checkpoints import resume_path
 
-    if ckpt_path in (None, "", "null"):
-        return None
-    return str(verified_checkpoint(output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else ckpt_path))
+    path = resume_path(ckpt_path, output_dir)
+    return None if path is None else str(path)
+
+
+def _last_epoch_metrics(cfg: DictConfig) -> dict[str, float]:
+    """The train/val metrics of the last finished epoch from history.csv: what a resumed run whose training had already
+    ended (interrupted during test) reports, since its fit runs no epoch."""
+    import numpy as np
+
+    path = OmegaConf.select(cfg, "callbacks.history.path")
+    row = last_csv_row(path) if path else {}
+    # float32, as Lightning's logged metrics are (history.csv's lr column is the optimizer's float64 lr)
+    return {k: float(np.float32(v)) for k, v in row.items() if k.startswith(("train/", "val/")) and v not in ("", None)}
 
 
 def _with_wandb_identity(cfg: DictConfig, runtime: dict[str, Any], output_dir: Path) -> DictConfig:
@@ -97,14 +109,22 @@ def _log_run_facts(loggers: list[Any], cfg: DictConfig, lr_auto: dict[str, float
 
 
 def _divergence(metrics: dict[str, float], callbacks: list[Any]) -> dict[str, Any] | None:
-    """Why the run diverged: the monitor's stop, or a final train/val loss that is not finite (whatever the callbacks)."""
+    """Why the run diverged: the monitor's stop, or the final train/val loss judged by the monitor's own rule (a loss
+    above its limit between two checks ends ``diverged`` too); without a monitor, a non-finite final loss."""
     from initlab.training.callbacks import DivergenceMonitor
 
     monitor = next((c for c in callbacks if isinstance(c, DivergenceMonitor)), None)
     if monitor is not None and monitor.diverged_step is not None:
         return {"diverged_step": monitor.diverged_step, "error": monitor.reason}
-    bad = {k: v for k, v in metrics.items() if k in ("train/loss", "val/loss") and not math.isfinite(v)}
-    return {"error": "non-finite final " + ", ".join(f"{k}={v}" for k, v in bad.items())} if bad else None
+    for key in ("train/loss", "val/loss"):
+        loss = metrics.get(key)
+        if loss is None:
+            continue
+        if monitor is not None and monitor.initial_loss is not None and (reason := monitor.reason_for(loss)):
+            return {"error": f"final {key}: {reason}"}
+        if not math.isfinite(loss):
+            return {"error": f"non-finite final {key}={loss}"}
+    return None
 
 
 def _finish_loggers(loggers: list[Any], diverged: bool) -> None:
@@ -127,16 +147,20 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()
     facts = {"seed": cfg.get("seed"), "overrides": runtime["overrides"], "output_dir": str(output_dir)}
+    (output_dir / "metrics.json").unlink(missing_ok=True)  # never stale: an earlier attempt's record goes before this one runs
     try:
         with interruptible():
             record = body(cfg, output_dir, runtime)
+            if received() is not None:  # a signal raised where something swallowed it: the run did not do what was asked
+                raise Interrupted(received())
     except BaseException as err:
         signum = signal_of(err)
         if signum is None and not isinstance(err, Exception):
             raise
+        _remove_partial(output_dir)
         status, error = ("interrupted", f"{err!r}; resume with ckpt_path=last hydra.run.dir={output_dir}") if signum \
             else ("failed", f"{type(err).__name__}: {err}")
-        write_json(output_dir / "metrics.json", metrics_record(status, {}, error=error) | facts | _wall(start))
+        _write_last_record(output_dir, metrics_record(status, {}, error=error) | facts | _wall(start))
         if signum is not None:
             raise SystemExit(128 + signum) from err
         if runtime["multirun"]:
@@ -148,6 +172,22 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
     record |= facts | _wall(start)
     write_json(output_dir / "metrics.json", record)
     return record
+
+
+def _remove_partial(output_dir: Path) -> None:
+    from initlab.training.checkpoints import remove_partial
+
+    for folder in (output_dir, output_dir / "checkpoints"):
+        remove_partial(folder)
+
+
+def _write_last_record(output_dir: Path, record: dict[str, Any]) -> None:
+    """Write the record of a run that failed or was stopped; a disk that refuses it (full, read-only) is logged, and the
+    original error goes on."""
+    try:
+        write_json(output_dir / "metrics.json", record)
+    except OSError as err:
+        log.error("could not write %s: %s", output_dir / "metrics.json", err)
 
 
 def _wall(start: float) -> dict[str, float]:
@@ -171,12 +211,15 @@ def _hydra_runtime() -> dict[str, Any]:
 
 
 def run_training(cfg: DictConfig) -> float | None:
-    """Hydra task body of train.py; returns the final val loss (for sweepers) of a finished run."""
+    """Hydra task body of train.py; returns the sweep objective (``initlab.aggregate.OBJECTIVE``) of a finished run."""
+    from initlab.aggregate import OBJECTIVE
+
     record = run_job(cfg, fit)
     if record is None:
         return None
     _print_summary(record, Path(cfg.paths.output_dir))
-    return record["val"].get("loss") if record["status"] == "done" else None
+    stage, name = OBJECTIVE.split("/")
+    return record[stage].get(name) if record["status"] == "done" else None
 
 
 def _print_summary(record: dict[str, Any], output_dir: Path) -> None:

@@ -1,10 +1,18 @@
-"""SIGINT/SIGTERM end a run as ``interrupted`` with exit code 128 + the signal number."""
+"""SIGINT/SIGTERM end a run as ``interrupted`` with exit code 128 + the signal number, whenever they arrive.
+
+A signal raises :class:`Interrupted` where the program is, except inside :func:`deferred` (a
+checkpoint save: raised there, it would land in a file finalizer that discards it) where it is
+raised once the block ends. Every signal received is remembered, so a run that returns normally
+after one was swallowed somewhere is still recorded as interrupted (:func:`received`).
+"""
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+_state: dict[str, int | None] = {"received": None, "deferring": 0, "pending": None}
 
 
 class Interrupted(BaseException):
@@ -15,6 +23,14 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def _handler(signum: int, frame: object) -> None:
+    _state["received"] = signum
+    if _state["deferring"]:
+        _state["pending"] = signum
+    elif signal.getsignal(signum) is _handler:
+        raise Interrupted(signum)
+
+
 @contextmanager
 def interruptible() -> Iterator[None]:
     """Within the block SIGINT and SIGTERM raise :class:`Interrupted`.
@@ -23,12 +39,8 @@ def interruptible() -> Iterator[None]:
     stops at the end of the step with ``SIGTERMException``: the handler then stays silent, so a
     step is never cut in half by SIGTERM.
     """
-
-    def handler(signum: int, frame: object) -> None:
-        if signal.getsignal(signum) is handler:
-            raise Interrupted(signum)
-
-    previous = {signum: signal.signal(signum, handler) for signum in HANDLED}
+    _state["received"] = None
+    previous = {signum: signal.signal(signum, _handler) for signum in HANDLED}
     try:
         yield
     finally:
@@ -36,14 +48,31 @@ def interruptible() -> Iterator[None]:
             signal.signal(signum, old)
 
 
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the block runs (a file being written and sealed); raise :class:`Interrupted` after it."""
+    _state["deferring"] = int(_state["deferring"] or 0) + 1
+    try:
+        yield
+    finally:
+        _state["deferring"] -= 1
+        if not _state["deferring"] and _state["pending"] is not None:
+            pending, _state["pending"] = _state["pending"], None
+            raise Interrupted(pending)
+
+
+def received() -> int | None:
+    """The last signal received inside :func:`interruptible` (raised or not), None if none."""
+    return _state["received"]
+
+
 def signal_of(err: BaseException) -> int | None:
     """The signal number behind an exception that ends a run, None for any other exception."""
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
     if isinstance(err, Interrupted):
         return err.signum
-    if isinstance(err, SIGTERMException):
-        return signal.SIGTERM
     if isinstance(err, KeyboardInterrupt):
         return signal.SIGINT
+    lightning = sys.modules.get("pytorch_lightning.utilities.exceptions")  # Lightning is imported only by the run itself
+    if lightning is not None and isinstance(err, lightning.SIGTERMException):
+        return signal.SIGTERM
     return None

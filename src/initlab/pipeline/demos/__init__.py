@@ -9,6 +9,8 @@ Each module has ``run(settings, context) -> None``; ``settings`` is its ``params
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 DEMOS = (
     "rmt",
     "deep_linear",
@@ -24,8 +26,10 @@ DEMOS = (
 
 @dataclass(frozen=True)
 class DemoContext:
-    """Output folder of the demo, the dataset name and the prepared data file it may read."""
+    """Output folder of the demo, the dataset name, the prepared data file it may read and the device its models and
+    tensors live on (``params.yaml`` ``device``; rmt, elbow and canyon are NumPy / 2-D computations kept on the CPU)."""
 
     out: Path
     data: str
     data_file: Path
+    device: torch.device = torch.device("cpu")

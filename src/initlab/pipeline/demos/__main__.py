@@ -10,7 +10,7 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-from initlab.pipeline.common import data_path, load_params, stage_parser
+from initlab.pipeline.common import data_path, load_params, stage_device, stage_parser
 from initlab.pipeline.demos import DEMOS, DemoContext
 
 
@@ -19,13 +19,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="+", choices=DEMOS)
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    device = stage_device(params.get("device", "cpu"))
     for name in args.names:
-        run_demo(name, params, Path(args.results))
+        run_demo(name, params, Path(args.results), device)
 
 
-def run_demo(name: str, params: dict, results: Path) -> None:
+def run_demo(name: str, params: dict, results: Path, device=None) -> None:
     """One demo: once, or once per pipeline seed when its settings say ``per_seed``."""
-    context = DemoContext(out=results / "demos" / name, data=params["data"], data_file=data_path(results, params["data"]))
+    context = DemoContext(out=results / "demos" / name, data=params["data"], data_file=data_path(results, params["data"]),
+                          **({"device": device} if device is not None else {}))
     settings = (params.get("demos", {}) | params.get("data_demos", {}))[name]
     runs = ([(settings | {"seed": seed}, dataclasses.replace(context, out=context.out / f"seed-{seed}"))
              for seed in params["seeds"]] if settings.get("per_seed") else [(settings, context)])

@@ -23,7 +23,7 @@ from initlab.pipeline.demos import DemoContext
 
 def terminal_velocity(alpha: float, lr: float, steps: int) -> dict[str, float]:
     """Step length of momentum after ``steps`` steps of a constant unit gradient, vs eps / (1 - alpha)."""
-    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    x = torch.zeros(1, dtype=torch.float64, device="cpu", requires_grad=True)  # a 1-D check: CPU by design
     optimizer = OPTIMIZERS["momentum"]([x], lr=lr, alpha=alpha)
     previous = x.detach().clone()
     for _ in range(steps):

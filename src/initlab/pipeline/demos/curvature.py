@@ -52,12 +52,13 @@ def states(model, inputs, targets, settings: dict):
 
 
 def run(settings: dict, context: DemoContext) -> None:
-    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"])
+    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"], context.device)
     inputs = inputs.double()
     rows = []
     for activation in settings["activations"]:
         torch.manual_seed(settings["seed"])
-        model = make_initializer(settings["init"])(build_model(context.data, [f"model.activation={activation}"])).double()
+        with torch.device(context.device):
+            model = make_initializer(settings["init"])(build_model(context.data, [f"model.activation={activation}"])).double()
         for state, snapshot in states(model, inputs, targets, settings):
             rows += [{"activation": activation, "state": state, **row} for row in block_comparison(snapshot, inputs, targets, settings["tol"])]
     write_csv(context.out / "blocks.csv", rows)

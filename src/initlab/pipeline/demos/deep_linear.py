@@ -44,21 +44,22 @@ def signal_norms(model: nn.Sequential, inputs: Tensor, targets: Tensor) -> list[
 
 def run(settings: dict, context: DemoContext) -> None:
     depth, width = settings["depth"], settings["width"]
-    generator = torch.Generator().manual_seed(settings["seed"])
-    inputs = torch.randn(settings["num_samples"], width, generator=generator)
-    targets = torch.randn(settings["num_samples"], width, generator=generator)
+    generator = torch.Generator().manual_seed(settings["seed"])  # drawn on the CPU: the same inputs on every device
+    inputs = torch.randn(settings["num_samples"], width, generator=generator, device="cpu").to(context.device)
+    targets = torch.randn(settings["num_samples"], width, generator=generator, device="cpu").to(context.device)
     cases = [(f"{scale:g} I", 0, {"scale": scale}) for scale in settings["scales"]]
     cases += [(init, trial, {"init": init}) for init in settings["inits"] for trial in range(settings["trials"])]
     rows = []
     for case, trial, how in cases:
         torch.manual_seed(settings["seed"] + trial)
-        model = deep_linear([width], width, depth=depth, width=width)
-        if "scale" in how:
-            with torch.no_grad():
-                for _, layer in weight_layers(model):
-                    layer.weight.copy_(how["scale"] * torch.eye(width))
-        else:
-            make_initializer(how["init"])(model)
+        with torch.device(context.device):
+            model = deep_linear([width], width, depth=depth, width=width)
+            if "scale" in how:
+                with torch.no_grad():
+                    for _, layer in weight_layers(model):
+                        layer.weight.copy_(how["scale"] * torch.eye(width))
+            else:
+                make_initializer(how["init"])(model)
         for row in signal_norms(model, inputs, targets):
             rows.append({"case": case, "scale": how.get("scale"), "trial": trial, **row})
     write_csv(context.out / "norms.csv", rows)

@@ -31,11 +31,12 @@ def sharpness_trace(model, inputs, targets, lr: float, steps: int, every: int, t
 
 
 def run(settings: dict, context: DemoContext) -> None:
-    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"])
+    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"], context.device)
     rows = []
     for factor in settings["factors"]:
         torch.manual_seed(settings["seed"])
-        model = make_initializer(settings["init"])(build_model(context.data))
+        with torch.device(context.device):
+            model = make_initializer(settings["init"])(build_model(context.data))
         lambda_0 = lambda_max(model, (inputs, targets), settings["tol"])
         lr = factor / lambda_0
         trace = sharpness_trace(model, inputs, targets, lr, settings["steps"], settings["every"], settings["tol"])

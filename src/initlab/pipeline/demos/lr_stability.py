@@ -53,11 +53,12 @@ def stability_summary(rows: list[dict]) -> dict:
 
 
 def run(settings: dict, context: DemoContext) -> None:
-    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"])
+    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"], context.device)
     rows, summary = [], {}
     for init in settings["inits"]:
         torch.manual_seed(settings["seed"])
-        model = make_initializer(init)(build_model(context.data))
+        with torch.device(context.device):
+            model = make_initializer(init)(build_model(context.data))
         lambda_0 = lambda_max(model, (inputs, targets), settings["tol"])
         init_rows = []
         for factor in settings["factors"]:
@@ -66,7 +67,8 @@ def run(settings: dict, context: DemoContext) -> None:
             init_rows.append({
                 "init": init, "factor": factor, "lr": factor / lambda_0, "lambda_0": lambda_0,
                 "loss_0": losses[0], "loss_1": losses[1] if len(losses) > 1 else float("nan"), "final_loss": final,
-                "max_loss": max(losses), "final_over_initial": final / losses[0],
+                # a non-finite loss ends the run: max() would skip the nan, so it counts as inf
+                "max_loss": max(losses) if all(map(math.isfinite, losses)) else math.inf, "final_over_initial": final / losses[0],
                 "stable": math.isfinite(final) and final < losses[0],
                 "first_step_decrease": len(losses) > 1 and losses[1] < losses[0],
             })

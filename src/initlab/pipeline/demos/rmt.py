@@ -35,8 +35,8 @@ def norm_ratios(shapes: list[list[int]], inits: list[str], trials: int, seed: in
         predicted = (math.sqrt(m) + math.sqrt(n)) * sigma
         for init in inits:
             for trial in range(trials):
-                weight = torch.empty(m, n, dtype=torch.float64)
-                torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+                weight = torch.empty(m, n, dtype=torch.float64, device="cpu")  # ARPACK: a NumPy demo, on the CPU
+                torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator, device="cpu")))
                 WEIGHT_INITS[init](weight, n, m)
                 norm = spectral_norm(weight.numpy())
                 rows.append({"m": m, "n": n, "init": init, "trial": trial, "sigma": sigma, "empirical_std": weight.std().item(),

@@ -42,7 +42,7 @@ def trace_training(model: nn.Module, inputs: Tensor, targets: Tensor, settings: 
                 rows.append({"step": step, "layer": k, "name": name, "loss": loss, "distance": distance, "rank": rank})
         if step == settings["steps"]:
             break
-        idx = torch.randint(len(targets), (settings["batch_size"],), generator=generator)
+        idx = torch.randint(len(targets), (settings["batch_size"],), generator=generator, device="cpu").to(targets.device)
         optimizer.zero_grad()
         F.cross_entropy(model(inputs[idx]), targets[idx]).backward()
         optimizer.step()
@@ -50,10 +50,11 @@ def trace_training(model: nn.Module, inputs: Tensor, targets: Tensor, settings: 
 
 
 def run(settings: dict, context: DemoContext) -> None:
-    inputs, targets = load_train_batch(context.data_file)
+    inputs, targets = load_train_batch(context.data_file, device=context.device)
     rows = []
     for init in settings["inits"]:
         torch.manual_seed(settings["seed"])
-        model = make_initializer(init)(build_model(context.data))
+        with torch.device(context.device):
+            model = make_initializer(init)(build_model(context.data))
         rows += [{"init": init, **row} for row in trace_training(model, inputs, targets, settings)]
     write_csv(context.out / "trace.csv", rows)

@@ -40,18 +40,20 @@ def layer_rows(model, inputs, targets, jacobian_samples: int) -> list[dict]:
 
 
 def run(settings: dict, context: DemoContext) -> None:
-    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"])
+    inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"], context.device)
     rows, dead = [], []
     for activation in settings["activations"]:
         for init in settings["inits"]:
             torch.manual_seed(settings["seed"])
-            model = make_initializer(init)(deep_model(context.data, settings, activation))
+            with torch.device(context.device):
+                model = make_initializer(init)(deep_model(context.data, settings, activation))
             rows += [{"activation": activation, "init": init, **row}
                      for row in layer_rows(model, inputs, targets, settings["jacobian_samples"])]
     for init in settings["inits"]:
         for bias in settings["relu_biases"]:
             torch.manual_seed(settings["seed"])
-            model = make_initializer(init, bias=bias)(deep_model(context.data, settings, "relu"))
+            with torch.device(context.device):
+                model = make_initializer(init, bias=bias)(deep_model(context.data, settings, "relu"))
             fractions = dead_relu_fraction(model, inputs)
             dead += [{"init": init, "bias": bias, "layer": k, "name": name, "dead_fraction": fraction}
                      for k, (name, fraction) in enumerate(fractions.items())]

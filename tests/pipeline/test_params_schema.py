@@ -1,0 +1,76 @@
+"""params.yaml is checked before any stage runs: a bad knob is one line and exit 2, the shipped file passes."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from initlab.config import PROJECT_ROOT
+from initlab.pipeline.params_schema import check_params, params_problems
+
+SHIPPED = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+
+
+def test_the_shipped_params_pass():
+    assert params_problems(SHIPPED) == []
+
+
+# Issue 23's bad params.yaml files: a change -> the start of the one line.
+BAD = {
+    "no seeds": ({"seeds": []}, "seeds (params.yaml): got [], must be a non-empty list"),
+    "seeds as text": ({"seeds": "abc"}, "seeds (params.yaml): got 'abc'"),
+    "repeated seed": ({"seeds": [1, 1]}, "seeds (params.yaml): got [1, 1], must be a non-empty list of items each an integer in [0, 4294967295], without repeats"),
+    "a list of data": ({"data": ["digits"]}, "data (params.yaml): got ['digits'], must be one of"),
+    "unknown init": ({"inits": ["nope"]}, "inits (params.yaml): got ['nope']"),
+    "unknown optimizer": ({"optimizers": ["sgd", "bogus"]}, "optimizers (params.yaml): got ['sgd', 'bogus']"),
+    "a shell command as threads": ({"threads": "$(touch marker)1"}, "threads (params.yaml): got '$(touch marker)1', must be an integer"),
+    "negative steps": ({"data_demos": {**SHIPPED["data_demos"], "symmetry": {**SHIPPED["data_demos"]["symmetry"], "steps": -5}}},
+                       "data_demos.symmetry.steps (params.yaml): got -5, must be an integer >= 1"),
+    "steps as text": ({"data_demos": {**SHIPPED["data_demos"], "symmetry": {**SHIPPED["data_demos"]["symmetry"], "steps": "many"}}},
+                      "data_demos.symmetry.steps (params.yaml): got 'many'"),
+    "a missing knob": ({"threads": None}, "threads (params.yaml): got None"),
+}
+
+
+@pytest.mark.parametrize(("change", "start"), BAD.values(), ids=BAD.keys())
+def test_bad_params_are_one_line(change, start):
+    problems = params_problems(SHIPPED | change)
+    assert problems and start in problems[0] and problems[0].endswith(problems[0].split(", ", 1)[1]), problems[:1]
+
+
+def test_a_bad_file_exits_2_with_one_line_and_runs_nothing(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text((PROJECT_ROOT / "params.yaml").read_text().replace("threads: 1", "threads: \"$(touch marker)1\"", 1))
+    result = subprocess.run([sys.executable, "-m", "initlab.pipeline.params_schema", str(bad)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("initlab: threads (params.yaml)")
+    assert not (tmp_path / "marker").exists()
+    codes = []
+    assert check_params(bad, exit=codes.append) is None and codes == [2]
+    shutil.copy(PROJECT_ROOT / "params.yaml", bad)
+    assert check_params(bad) == yaml.safe_load(bad.read_text())
+
+
+def test_an_unreadable_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text("seeds: [1, 2\n")
+    codes = []
+    check_params(tmp_path / "params.yaml", exit=codes.append)
+    assert codes == [2] and capsys.readouterr().err.startswith(f"initlab: {tmp_path / 'params.yaml'}: got an unreadable file")
+    assert not Path(tmp_path / "marker").exists()
+
+
+def test_no_stage_command_templates_a_param_and_every_stage_is_checked_first(tmp_path):
+    """A params value cannot reach a shell: dvc.yaml commands template nothing, and every stage goes through
+    ``initlab.pipeline.timed``, which refuses a bad params.yaml before the stage's command starts."""
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        assert "${" not in stage["cmd"], name
+        assert stage["cmd"].startswith(f"python -m initlab.pipeline.timed {name} "), name
+    (tmp_path / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text().replace("threads: 1", "threads: \"$(touch marker)1\"", 1))
+    result = subprocess.run([sys.executable, "-m", "initlab.pipeline.timed", "prepare", "touch", "ran"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("initlab: threads (params.yaml)")
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "ran").exists()
