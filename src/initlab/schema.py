@@ -47,7 +47,7 @@ TARGETS = (
     *(f"{lightning}.{part}" for lightning in ("pytorch_lightning", "lightning.pytorch")
       for part in ("Trainer", "callbacks", "loggers", "strategies", "plugins", "profilers", "accelerators")),
     "hydra._internal.core_plugins", "hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher",
-    "hydra_plugins.hydra_optuna_sweeper", "optuna.samplers",
+    "hydra_plugins.hydra_optuna_sweeper", "optuna.samplers", "dvclive.lightning.DVCLiveLogger",
 )
 DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET", 50, 40, 30, 20, 10, 0)
