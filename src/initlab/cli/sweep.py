@@ -2,13 +2,14 @@
 with the number of failed jobs."""
 
 import json
+import logging
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 # What hydra-optuna-sweeper writes into the sweep dir at the end (best_params, best_value).
 OPTUNA_RESULTS = "optimization_results.yaml"
@@ -36,8 +37,24 @@ def name_objective(results: Path) -> None:
     results.write_text(yaml.safe_dump(content, sort_keys=False))
 
 
+def quiet_sweeper_logging() -> None:
+    """Before the sweeper is imported: no INFO line per Alembic plugin (Optuna imports Alembic for its RDB storage; Hydra's
+    root handler printed seven ``setup plugin alembic...`` lines), and Optuna's trial lines through Hydra's handler, with
+    no colour codes, when stderr (where Optuna's own colour handler writes) is not a terminal."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if not sys.stderr.isatty():
+        import optuna
+
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()
+
+
 class SweepSummary(Callback):
     """Aggregate the sweep (aggregate.md/csv), print status counts; a sweep with failed jobs exits with that count (max 125)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+            quiet_sweeper_logging()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

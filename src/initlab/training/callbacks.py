@@ -81,6 +81,13 @@ class LossProgressBar(RichProgressBar):
         self._read_at = -math.inf  # the epoch's final running loss, whatever the clock
         super().on_train_epoch_end(trainer, pl_module)
 
+    def _get_train_description(self, current_epoch: int) -> str:
+        """``Epoch 10/10`` on the last of ten epochs, counted from 1 as the user set ``max_epochs`` (Lightning: ``9/9``)."""
+        description = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs not in (None, -1):  # -1: no limit
+            description += f"/{self.trainer.max_epochs}"
+        return f"{description:{len(self.validation_description)}}"  # as wide as the validation bar's: no flicker
+
 
 class VerifiedCheckpoint(ModelCheckpoint):
     """A ModelCheckpoint that proves every file it writes is whole before it replaces the last one, sha256 beside it."""
