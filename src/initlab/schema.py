@@ -239,7 +239,7 @@ RULES: dict[str, Rule] = {
     "hydra.launcher.n_jobs": either(integer(1), choice(-1)),
 }
 # Keys whose value is a file or folder the run writes: it must lie inside the run dir (``paths.output_dir``).
-CONFINED = ("callbacks.*.dirpath", "callbacks.*.path", "logger.*.save_dir")
+CONFINED = ("callbacks.*.dirpath", "callbacks.*.path", "logger.*.save_dir", "logger.*.dir", "logger.*.dvcyaml")
 
 Leaf = tuple[str, Any]
 

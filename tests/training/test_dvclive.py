@@ -19,6 +19,14 @@ def test_dvclive_logger_composes_inside_the_run_dir(compose_cfg, tmp_path):
     assert Path(node.dir).parent == run_dir and Path(node.dvcyaml) == run_dir / "dvc.yaml"
 
 
+
+@pytest.mark.parametrize("key", ["dir", pytest.param("dvcyaml", marks=pytest.mark.slow)])
+def test_dvclive_files_outside_the_run_dir_are_refused_before_the_run(tmp_path, key):
+    outside = tmp_path / "elsewhere" / ("dvc.yaml" if key == "dvcyaml" else "dvclive")
+    result = run_cli(["train.py", "debug=fast", "logger=dvclive", f"logger.dvclive.{key}={outside}"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and f"logger.dvclive.{key}: got" in result.stderr and "inside the run dir" in result.stderr
+    assert not (tmp_path / "elsewhere").exists()
+
 def _git_dvc_repo(path: Path) -> None:
     """An empty project as a user has it: git with one commit, DVC initialized, run folders ignored."""
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
