@@ -87,8 +87,8 @@ def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None =
     Gauss-Newton block lambda_max, Theorem 2 bounds as written / corrected with ratios
     lambda_max / bound, forward and backward variances, dead-ReLU fraction (None without ReLU).
     Global: top-k eigenvalues with residuals, bottom eigenvalue, lambda_min / lambda_max, SLQ
-    negative-eigenvalue share, trace +- SE and ``trace_method`` (exact for ReLU nets), the top eigenvector's
-    share per layer,
+    negative-eigenvalue share, trace +- SE and ``trace_method`` (exact, SE 0, for MLPs and ReLU conv nets),
+    the top eigenvector's share per layer,
     lr_gamma_star = 1/lambda_max (paper: largest step that guarantees decrease on the quadratic
     model) and lr_edge = 2/lambda_max (gradient descent stability edge), loss, gradient norm,
     products used. ``esd``: SLQ grid, density and Ritz nodes/weights.
@@ -120,7 +120,6 @@ def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None =
             "trace": record.trace,
             "trace_se": record.trace_se,
             "trace_method": record.trace_method,
-            "trace_estimate_slq": esd["trace_estimate"],
             "top_eigenvector_layer_share": record.layer_share,
             "lr_gamma_star": finite(1.0 / lambda_max) if lambda_max > 0 else None,
             "lr_edge": finite(2.0 / lambda_max) if lambda_max > 0 else None,
