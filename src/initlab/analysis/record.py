@@ -30,6 +30,7 @@ from initlab.analysis.problem import CurvatureProblem
 from initlab.analysis.spectrum import TraceEstimate, rademacher_probes, spectral_density, trace_estimate
 
 Which = Literal["top", "bottom", "both"]
+EIGEN_STEPS = 300  # products an eigen run may spend by default (``max_steps``)
 WANTED: dict[str, tuple[bool, bool]] = {"top": (True, False), "bottom": (False, True), "both": (True, True)}
 
 
@@ -128,7 +129,7 @@ def curvature_record(
     training) replaces the first probes; at least one random probe stays in the block, so an
     eigenvalue that overtook the previous top is still found. It stops when the
     wanted pairs and their next neighbour have residual <= ``tol`` * spectral scale, after at most
-    ``max_steps`` (default 300) products; ``converged=False`` otherwise (the current Ritz pairs are
+    ``max_steps`` (default ``EIGEN_STEPS``) products; ``converged=False`` otherwise (the current Ritz pairs are
     returned). ``density_probes`` > 0: the run continues to ``density_steps`` block steps and its
     block quadrature serves as the first ``block_size`` SLQ probes; the other probes run
     ``density_steps`` steps, batched. ``trace_probes`` >= 2: the trace and its standard error, from
@@ -146,7 +147,7 @@ def curvature_record(
     warm = v0 is not None
     columns = v0.reshape(operator.dim, -1).T.to(operator.device, operator.dtype) if warm else None
     block = max(1, min(max(block_size, len(columns) + 1 if warm else 0), operator.dim // 2))
-    max_block_steps = max(-(-(max_steps or 300) // block), density_steps if density_probes else 0)
+    max_block_steps = max(-(-(max_steps or EIGEN_STEPS) // block), density_steps if density_probes else 0)
     while block * max_block_steps >= operator.dim and operator.dim % block:
         block -= 1  # a run that may span the whole space needs blocks that tile it (exact Ritz values at the end)
     served = 0 if warm else block  # SLQ probes the eigen run serves (a warm start is not a random probe)

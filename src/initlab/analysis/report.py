@@ -14,7 +14,9 @@ from torch import nn
 from initlab.analysis.bounds import theorem2_bounds
 from initlab.analysis.operators import DatasetOperator
 from initlab.analysis.problem import CurvatureProblem, DataSource, LossFn, eager_view
-from initlab.analysis.record import curvature_record, finite
+from initlab.analysis.gauss_newton import piecewise_linear_after
+from initlab.analysis.progress import stage
+from initlab.analysis.record import EIGEN_STEPS, curvature_record, finite
 from initlab.analysis.segments import layer_segments
 from initlab.analysis.variance import problem_variances
 
@@ -78,6 +80,16 @@ def _layer_rows(problem: CurvatureProblem, bounds: list[dict[str, object]]) -> l
     return rows
 
 
+def planned_products(problem: CurvatureProblem, settings: AnalysisSettings) -> tuple[int, int]:
+    """Upper bounds on the products of the full-Hessian solve and of the layer-block solves (for the progress
+    display): each eigen run stops by ``EIGEN_STEPS``; the trace probes are spent only where no exact trace applies."""
+    check = 3 if problem.check else 0
+    full = check + EIGEN_STEPS + max(0, settings.slq_probes - 2) * settings.slq_steps + settings.trace_probes
+    model = eager_view(problem.model)
+    blocks = check + sum(EIGEN_STEPS * (1 if piecewise_linear_after(model, s.name) else 2) for s in layer_segments(model))
+    return full, blocks
+
+
 def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None = None) -> dict[str, dict[str, object]]:
     """The full curvature record of ``problem`` (its Hessian over all its samples), JSON-ready.
 
@@ -94,16 +106,22 @@ def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None =
     products used. ``esd``: SLQ grid, density and Ritz nodes/weights.
     """
     settings = settings or AnalysisSettings()
-    operator = DatasetOperator(problem)
-    record = curvature_record(operator, k=settings.k_top, which="both", tol=settings.tol,
-                              trace_probes=settings.trace_probes, density_probes=settings.slq_probes,
-                              density_steps=settings.slq_steps, grid=settings.grid, seed=settings.seed)
+    full, blocks = planned_products(problem, settings)
+    with stage("full Hessian: eigenvalues, density, trace", full):
+        operator = DatasetOperator(problem)
+        record = curvature_record(operator, k=settings.k_top, which="both", tol=settings.tol,
+                                  trace_probes=settings.trace_probes, density_probes=settings.slq_probes,
+                                  density_steps=settings.slq_steps, grid=settings.grid, seed=settings.seed)
     start = operator.split(record.top_vectors[:, 0]) if record.top_vectors is not None else None
-    bounds = theorem2_bounds(problem, settings.tol, jacobian_tol=settings.jacobian_tol, seed=settings.seed, start=start)
+    with stage("layer blocks: lambda_max, Jacobian norms, Theorem 2 bounds", blocks):
+        bounds = theorem2_bounds(problem, settings.tol, jacobian_tol=settings.jacobian_tol, seed=settings.seed,
+                                 start=start)
     lambda_max = record.lambda_max
     esd = record.density
+    with stage("per layer: weight statistics, variances, dead ReLUs"):
+        layers = _layer_rows(problem, bounds)
     analysis = {
-        "layers": _layer_rows(problem, bounds),
+        "layers": layers,
         "global": {
             "loss": operator.loss,
             "gradient_norm": torch.linalg.vector_norm(operator.gradient).item(),
