@@ -270,7 +270,7 @@ def main() -> None:
             costs[activation] = t["cost"]
             err, plain_err = (abs(t[key] - t["exact"]) / abs(t["exact"]) for key in ("trace", "plain"))
             covered = abs(t["plain"] - t["exact"]) <= 2 * t["plain_se"]
-            print(f"{activation:5} {t['dim']:6d} {t['exact']:9.4f} | {t['trace']:9.4f} {t['se']:7.4f} {100 * err:6.4f} "
+            print(f"{activation:5} {t['dim']:6d} {t['exact']:9.4f} | {t['trace']:9.4f} {t['se']:7.4f} {100 * err:6.0e} "
                   f"{t['method']:>22} {t['cost']:11.1f} | {t['plain']:9.4f} {100 * t['plain_se'] / abs(t['plain']):6.1f} "
                   f"{100 * plain_err:6.1f} {'yes' if covered else 'NO':>7}")
         print("   exact: tr(H) in float64 from per-sample Hessians by each layer's pre-activation (torch.func), not the")

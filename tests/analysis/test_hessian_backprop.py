@@ -14,9 +14,13 @@ N = 23  # chunks of 10, 10, 3: the mean loss's weights n_c / N
 
 
 def scaled_mlp(activation: str, widths: tuple[int, ...], bias: bool, seed: int) -> nn.Sequential:
-    """Weights x1.5 so smooth activations leave their linear range (large f'' residual terms)."""
+    """Weights x1.5 so smooth activations leave their linear range (large f'' residual terms); ``elu_inplace``:
+    an in-place ELU (it overwrites its input, where f' and f'' are read)."""
     torch.manual_seed(seed)
-    model = mlp([8], 4, list(widths), activation, bias=bias).double()
+    model = mlp([8], 4, list(widths), "tanh" if activation == "elu_inplace" else activation, bias=bias).double()
+    for name, module in list(model.named_children()):
+        if activation == "elu_inplace" and isinstance(module, nn.Tanh):
+            setattr(model, name, nn.ELU(inplace=True))
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(1.5)
@@ -28,7 +32,7 @@ def backprop_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: li
     return hessian_trace_exact(model, names, loss, problem.weighted_chunks(x.device, x.dtype))
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "gelu", "leaky_relu"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "gelu", "leaky_relu", "elu_inplace"])
 @pytest.mark.parametrize(("widths", "bias"), [((6,), True), ((7, 5), True), ((6, 5, 4), False), ((5, 6, 5, 4), True)])
 def test_trace_equals_the_dense_hessians(activation: str, widths: tuple[int, ...], bias: bool) -> None:
     # 1-4 hidden layers: the diagonal-only path (<= 2 hidden) and the dense-residual path (3+ hidden)
@@ -74,6 +78,8 @@ def test_models_it_does_not_cover_are_refused() -> None:
     assert not supports_exact_trace(cnn, names) and backprop_trace(cnn, x, y, names) is None
     record = curvature_record(CurvatureProblem(cnn, CE, (x, y)), k=1, trace_probes=30)
     assert record.trace_method == "deflated_hutchinson" and record.trace_se > 0
+    sequence = nn.Sequential(nn.Linear(8, 6), nn.Tanh(), nn.Flatten(), nn.Linear(18, 4)).double()
+    assert backprop_trace(sequence, x[:, :8].reshape(N, 1, 8).expand(N, 3, 8), y, ["0.weight"]) is None
     normed = nn.Sequential(nn.Linear(8, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 4))
     dropped = nn.Sequential(nn.Linear(8, 6), nn.Dropout(0.5), nn.Tanh(), nn.Linear(6, 4))
     assert not supports_exact_trace(normed, ["0.weight"])

@@ -92,7 +92,7 @@ def _derivatives(module: nn.Module, u: Tensor) -> tuple[Tensor, Tensor]:
     """f'(u), f''(u) of an elementwise module, exactly by autograd."""
     with torch.enable_grad():
         leaf = u.detach().requires_grad_(True)
-        (first,) = torch.autograd.grad(module(leaf).sum(), leaf, create_graph=True)
+        (first,) = torch.autograd.grad(module(leaf.clone()).sum(), leaf, create_graph=True)  # clone: in-place modules
         if not first.requires_grad:  # piecewise linear: f'' = 0
             return first.detach(), torch.zeros_like(leaf)
         (second,) = torch.autograd.grad(first.sum(), leaf)
@@ -100,12 +100,15 @@ def _derivatives(module: nn.Module, u: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _chunk_trace(modules: list[tuple[str, nn.Module]], names: set[str], loss_fn: LossFn, inputs: Tensor,
-                 targets: Tensor) -> float:
-    """sum_n tr of the requested Linear blocks of one chunk's loss Hessian (loss as given)."""
+                 targets: Tensor) -> float | None:
+    """sum_n tr of the requested Linear blocks of one chunk's loss Hessian (loss as given); None unless every
+    Linear layer is fed [batch, features] (a sequence shares the weights across positions)."""
     values, z = [], inputs  # (module name, module, its input, its output)
     with torch.enable_grad():
         for name, module in modules:
-            out = module(z)
+            out = module(z.clone() if getattr(module, "inplace", False) else z)  # keep u for f'(u), f''(u)
+            if isinstance(module, nn.Linear) and z.dim() != 2:
+                return None
             values.append((name, module, z, out))
             z = out
         loss = loss_fn(z, targets)
@@ -152,5 +155,8 @@ def hessian_trace_exact(model: nn.Module, names: Iterable[str], loss_fn: LossFn,
         group = max(1, DENSE_BYTES // (dense_width**2 * inputs.element_size())) if dense_width else len(inputs)
         for part_x, part_y in zip(inputs.split(group), targets.split(group), strict=True):
             share = len(part_x) / len(inputs) if mean else 1.0  # a mean loss's groups enter with their share
-            total += weight * share * _chunk_trace(modules, names, loss_fn, part_x, part_y)
+            trace = _chunk_trace(modules, names, loss_fn, part_x, part_y)
+            if trace is None:
+                return None
+            total += weight * share * trace
     return total
