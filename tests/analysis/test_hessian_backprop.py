@@ -32,8 +32,10 @@ def backprop_trace(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: li
     return hessian_trace_exact(model, names, loss, problem.weighted_chunks(x.device, x.dtype))
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "gelu", "leaky_relu", "elu_inplace"])
-@pytest.mark.parametrize(("widths", "bias"), [((6,), True), ((7, 5), True), ((6, 5, 4), False), ((5, 6, 5, 4), True)])
+@pytest.mark.parametrize(("activation", "widths", "bias"), [
+    ("tanh", (6,), True), ("tanh", (5, 6, 5, 4), True), ("relu", (7, 5), True), ("relu", (6, 5, 4), False),
+    ("sigmoid", (7, 5), False), ("sigmoid", (5, 6, 5, 4), True), ("gelu", (6,), True), ("gelu", (6, 5, 4), True),
+    ("leaky_relu", (7, 5), True), ("elu_inplace", (5, 6, 5, 4), True)])
 def test_trace_equals_the_dense_hessians(activation: str, widths: tuple[int, ...], bias: bool) -> None:
     # 1-4 hidden layers: the diagonal-only path (<= 2 hidden) and the dense-residual path (3+ hidden)
     model = scaled_mlp(activation, widths, bias, seed=len(widths))
