@@ -3,7 +3,7 @@
     python benchmarks/analyze_speed.py                    # 1,024 samples, conf/analyze.yaml settings
     python benchmarks/analyze_speed.py --samples 256 --rounds 1
     python benchmarks/analyze_speed.py --pipeline         # the settings dvc.yaml passes (params.yaml)
-    python benchmarks/analyze_speed.py --activation relu  # ReLU: the new trace is exact (no probes)
+    python benchmarks/analyze_speed.py --activation relu  # ReLU (the new trace is exact for both: no probes)
 
 The model is the pipeline's MLP (conf/experiment/pipeline.yaml: widths [256, 256], tanh) on
 MNIST-shaped inputs (784 -> 10; the real mnist_t10k train images when the repo has them, else

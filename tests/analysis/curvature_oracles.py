@@ -20,6 +20,14 @@ def tiny_mlp(activation: str, seed: int = 0, widths: tuple[int, ...] = (16, 16),
     return model
 
 
+def conv_net(activation: str, seed: int = 0, channels: int = 3) -> nn.Sequential:
+    """9 inputs as a 1x3x3 image -> Conv2d(2x2, ``channels``) -> activation -> Linear to 4 classes, float64."""
+    torch.manual_seed(seed)
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    return nn.Sequential(nn.Unflatten(1, (1, 3, 3)), nn.Conv2d(1, channels, 2), act(), nn.Flatten(),
+                         nn.Linear(4 * channels, 4)).double()
+
+
 def classification_batch(n: int = 32, d: int = 8, classes: int = 4, seed: int = 1) -> tuple[Tensor, Tensor]:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, d, generator=g, dtype=torch.float64), torch.randint(0, classes, (n,), generator=g)

@@ -65,7 +65,7 @@ def trained_run(compose_cfg, overrides: list[str]) -> Path:
     return run_dir / "checkpoints" / "last.ckpt"
 
 
-def test_a_checkpoint_is_analysed_with_its_own_model_init_and_data(compose_cfg, tmp_path: Path) -> None:
+def test_a_checkpoint_is_analysed_with_its_own_model_init_and_data(compose_cfg, tmp_path: Path, capfd) -> None:
     # issue 21 item 6: a tanh / xavier_normal run analysed without overrides used to be rebuilt as the
     # default ReLU model and recorded as init "spectral"
     ckpt = trained_run(compose_cfg, ["model.activation=tanh", "model.widths=[16]", "init=xavier_normal"])
@@ -75,8 +75,12 @@ def test_a_checkpoint_is_analysed_with_its_own_model_init_and_data(compose_cfg, 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("analyze", overrides=[*SMALL[1:], f"ckpt_path={ckpt}", f"paths.data_dir={tmp_path / 'data'}"])
     GlobalHydra.instance().clear()
+    capfd.readouterr()
     analyze(cfg, analysis_dir, {"choices": {"init": "spectral", "model": "mlp", "data": "digits"},
                                 "overrides": [f"ckpt_path={ckpt}"]})
+    progress = [line for line in capfd.readouterr().err.splitlines() if line.startswith("analyze: ")]
+    assert [line.split(":")[1].strip() for line in progress] == [  # not a TTY: one line per quantity, in order
+        "data and model (checkpoint weights)", "full Hessian", "layer blocks", "per layer"]
     source = json.loads((analysis_dir / "analysis.json").read_text())["source"]
     assert source["init"] == "xavier_normal" and source["activation"] == "tanh"
     assert source["config"]["model"]["widths"] == [16] and "xavier" in str(source["config"]["init"])

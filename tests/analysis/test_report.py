@@ -31,7 +31,7 @@ def test_record_is_json_ready_and_consistent() -> None:
     np.testing.assert_allclose(overall["lambda_min"], exact[0].item(), rtol=1e-6)
     np.testing.assert_allclose(overall["lr_gamma_star"], 1 / exact[-1].item(), rtol=1e-6)
     np.testing.assert_allclose(overall["lr_edge"], 2 / exact[-1].item(), rtol=1e-6)
-    assert overall["trace_method"] == "gauss_newton_exact" and overall["trace_se"] == 0  # relu: exact
+    assert overall["trace_method"] == "hessian_backprop_exact" and overall["trace_se"] == 0  # an MLP: exact
     assert overall["trace"] == pytest.approx(exact.sum().item(), rel=1e-10)
     assert 0 <= overall["negative_share"] <= overall["negative_share_any"] <= 1
     layers = analysis["layers"]

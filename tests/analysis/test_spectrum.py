@@ -13,18 +13,30 @@ CE = nn.CrossEntropyLoss()
 
 
 def test_trace_within_three_standard_errors() -> None:
-    model = tiny_mlp("tanh", seed=30)
+    # a model the exact traces do not cover (not a Sequential): deflated Hutchinson within 3 SE
+    model = Wrapped(tiny_mlp("tanh", seed=30))
     x, y = classification_batch(seed=31)
     exact = torch.trace(dense_hessian(model, CE, x, y)).item()
     problem = CurvatureProblem(model, CE, (x, y))
     record = curvature_record(problem, trace_probes=100)
+    assert record.trace_method == "deflated_hutchinson"
     assert 0 < record.trace_se < 0.2 * abs(exact)
     assert abs(record.trace - exact) < 3 * record.trace_se
-    block = curvature_record(problem.replace(block=2), trace_probes=100)
-    exact_block = torch.trace(dense_hessian(model, CE, x, y, ["output.weight", "output.bias"])).item()
-    # the output layer's block: nothing nonlinear after it, so tr(R) = 0 and its trace is exact
-    assert block.trace_method == "gauss_newton_exact" and block.trace_se == 0
+    block = curvature_record(CurvatureProblem(model.net, CE, (x, y), block=2), trace_probes=100)
+    exact_block = torch.trace(dense_hessian(model.net, CE, x, y, ["output.weight", "output.bias"])).item()
+    assert block.trace_method == "hessian_backprop_exact" and block.trace_se == 0
     assert block.trace == pytest.approx(exact_block, rel=1e-10)
+
+
+class Wrapped(nn.Module):
+    """A network inside a plain module: no layer order to backpropagate Hessians through."""
+
+    def __init__(self, net: nn.Sequential) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(inputs)
 
 
 def test_deflated_trace_is_exact_once_the_krylov_space_is_everything() -> None:
@@ -84,7 +96,7 @@ def test_density_moments_match_the_hessian() -> None:
     np.testing.assert_allclose(np.trapezoid(density * grid, grid), per_probe.mean(), rtol=1e-3, atol=1e-6)
     # per probe sum(w theta) = q^T H q exactly; its mean estimates tr(H)/dim
     assert abs(per_probe.mean() - torch.trace(hessian).item() / dim) < 3 * per_probe.std() / np.sqrt(20)
-    np.testing.assert_allclose(result["trace_estimate"], dim * per_probe.mean(), rtol=1e-12)
+    assert "trace_estimate" not in result  # a few probes' Hutchinson mean is not reported as a trace
     exact = torch.linalg.eigvalsh(hessian)
     everything = np.concatenate(values)
     assert everything.min() >= exact[0].item() - 1e-9 and everything.max() <= exact[-1].item() + 1e-9

@@ -8,30 +8,23 @@ from torch import nn
 from initlab.analysis import CurvatureProblem, curvature_record
 from initlab.analysis.gauss_newton import gauss_newton_trace, jacobian_grams, residual_trace_vanishes
 from initlab.analysis.operators import DatasetOperator
-from tests.analysis.curvature_oracles import classification_batch, dense_gauss_newton, dense_hessian, tiny_mlp
+from tests.analysis.curvature_oracles import classification_batch, conv_net, dense_gauss_newton, dense_hessian, tiny_mlp
 
 CE = nn.CrossEntropyLoss()
 N = 37  # chunks of 10, 10, 10, 7: the mean loss's weights n_c / N
 
 
-def conv_relu_net(seed: int) -> nn.Sequential:
-    """A ReLU conv net (the general per-sample Jacobian path: no Linear-only shortcut)."""
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Unflatten(1, (1, 3, 3)), nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(12, 4)).double()
-
-
 @pytest.mark.parametrize("net", ["relu_mlp", "relu_conv"])
 def test_relu_hessian_trace_is_exact_with_no_products(net: str) -> None:
     # a ReLU net's Hessian is not its Gauss-Newton matrix (cross-layer blocks), but their traces agree
-    model = tiny_mlp("relu", seed=70, widths=(8, 6)) if net == "relu_mlp" else conv_relu_net(70)
+    model = tiny_mlp("relu", seed=70, widths=(8, 6)) if net == "relu_mlp" else conv_net("relu", seed=70)  # the per-sample Jacobian path
     x, y = classification_batch(n=N, d=8 if net == "relu_mlp" else 9, seed=71)
     hessian = dense_hessian(model, CE, x, y)
     assert not torch.allclose(hessian, dense_gauss_newton(model, CE, x, y), atol=1e-6)
     problem = CurvatureProblem(model, CE, (x, y), batch_size=10)
     record = curvature_record(problem, k=1, trace_probes=20)
-    assert record.trace_method == "gauss_newton_exact" and record.trace_se == 0
-    assert record.trace == pytest.approx(torch.trace(hessian).item(), rel=1e-10)
+    assert record.trace_method == ("hessian_backprop_exact" if net == "relu_mlp" else "gauss_newton_exact")
+    assert record.trace_se == 0 and record.trace == pytest.approx(torch.trace(hessian).item(), rel=1e-10)
     assert record.n_products == curvature_record(problem, k=1).n_products  # the trace costs no products
 
 

@@ -44,6 +44,61 @@ def test_analyze_writes_analysis_and_esd_at_init_and_from_a_checkpoint(compose_c
     assert results[0] != results[1], "the checkpoint's weights were not loaded"
 
 
+@pytest.mark.slow
+def test_analyze_reports_progress_and_records_the_checkpoints_config(compose_cfg, tmp_path):
+    # issue 28 item 1: a tanh / jacobian_calibrated checkpoint's analysis said relu / spectral in its run dir,
+    # and printed nothing for minutes; stderr here is not a TTY: one line per quantity
+    from omegaconf import OmegaConf
+
+    from tests.analysis.test_app import trained_run
+    from tests.conftest import run_cli
+
+    ckpt = trained_run(compose_cfg, ["model.activation=tanh", "model.widths=[16]", "init=jacobian_calibrated"])
+    run_dir = tmp_path / "analysis"
+    result = run_cli(["-m", "initlab.analyze", f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}", "num_samples=128",
+                      "analysis.k_top=1", "analysis.slq_probes=2", "analysis.slq_steps=8", "analysis.grid=50"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    for quantity in ("data and model (checkpoint weights)", "full Hessian", "layer blocks", "per layer"):
+        assert sum(line.startswith(f"analyze: {quantity}") for line in lines) == 1, lines
+    assert any("Hessian-vector products (planned <=" in line for line in lines)
+    recorded = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert recorded.model.activation == "tanh" and recorded.init.scheme == "jacobian_calibrated"
+    assert recorded.model.widths == [16] and recorded.ckpt_path == str(ckpt)
+    tree = (run_dir / "config_tree.log").read_text()
+    assert "activation: tanh" in tree and "scheme: jacobian_calibrated" in tree and "relu" not in tree
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert analysis["source"]["activation"] == "tanh" and analysis["source"]["init"] == "jacobian_calibrated"
+    assert analysis["global"]["trace_method"] == "hessian_backprop_exact" and "trace_estimate_slq" not in analysis["global"]
+
+
+def test_a_planted_target_in_a_checkpoints_run_config_is_refused(compose_cfg, tmp_path):
+    # issue 27 item 2: a run folder someone hands over is data; its config passes the schema and the
+    # _target_ allowlist before anything is built (one line, exit 2, the payload never runs)
+    from omegaconf import OmegaConf
+
+    from initlab.analyze import adopt_checkpoint_config
+    from initlab.config import ConfigError
+    from tests.analysis.test_app import trained_run
+    from tests.conftest import run_cli
+
+    ckpt = trained_run(compose_cfg, ["model.widths=[16]"])
+    marker = tmp_path / "pwned"
+    config = ckpt.parent.parent / ".hydra" / "config.yaml"
+    original = yaml.safe_load(config.read_text())
+    payloads = {"os.system": {"_target_": "os.system", "_args_": [f"touch {marker}"]},
+                "subprocess.run": {**original["model"], "head": {"_target_": "subprocess.run", "args": ["touch", str(marker)]}}}
+    for name, model in payloads.items():
+        config.write_text(yaml.safe_dump({**original, "model": model}))
+        result = run_cli(["-m", "initlab.analyze", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / name}"], cwd=tmp_path)
+        assert result.returncode == 2 and not marker.exists(), result.stderr
+        assert result.stderr.count("\n") == 1 and f"got '{name}'" in result.stderr, result.stderr
+    config.write_text("model: [unclosed\n")
+    cfg = OmegaConf.create({"ckpt_path": str(ckpt)})
+    with pytest.raises(ConfigError, match="is not readable YAML"):
+        adopt_checkpoint_config(cfg, [])
+
+
 def test_curvature_callback_logs_lambda_max_over_steps(compose_cfg):
     cfg = compose_cfg([*FAST, "callbacks=curvature", "callbacks.curvature.every_n_steps=2",
                        "callbacks.curvature.num_samples=128", "callbacks.curvature.per_layer=true"])

@@ -14,6 +14,7 @@ mode or buffers (see :func:`evaluation_mode`).
 from initlab.analysis._modes import StochasticModelError, evaluation_mode
 from initlab.analysis.bounds import output_hessian_norms, theorem2_bounds, weight_input_norms
 from initlab.analysis.gauss_newton import gauss_newton_trace
+from initlab.analysis.hessian_diagonal import hessian_trace_exact
 from initlab.analysis.jacobian import layer_jacobian_norms, per_sample_spectral_norms
 from initlab.analysis.lanczos import BlockLanczosRun, BlockTridiagonal, LanczosRun, Tridiagonal, block_lanczos, lanczos
 from initlab.analysis.operators import (
@@ -52,6 +53,7 @@ __all__ = [
     "eager_view",
     "evaluation_mode",
     "gauss_newton_trace",
+    "hessian_trace_exact",
     "lanczos",
     "layer_jacobian_norms",
     "layer_segments",

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from initlab.analysis._modes import evaluation_mode, forward_with_buffer_copies
+from initlab.analysis.progress import count_products
 from initlab.analysis.problem import CurvatureProblem, LossFn, ParamSpec, loss_reduction, working_model
 from initlab.analysis.segments import layer_segments
 
@@ -193,6 +194,7 @@ class CurvatureOperator:
     def rows(self, vectors: Tensor) -> Tensor:
         """M applied to every row of ``vectors`` [m, dim] (the form :func:`lanczos` uses)."""
         self.n_products += len(vectors)
+        count_products(len(vectors))
         return self._products(vectors.to(self.device, self.dtype))
 
     def matmat(self, vectors: Tensor) -> Tensor:

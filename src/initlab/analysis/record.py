@@ -5,9 +5,11 @@ descent on the quadratic model) needs lambda_max of the Hessian, and it must be 
 eigenvalue, not merely one with a small residual. One block Lanczos run from two Rademacher
 probes gives the top-k / bottom-k Ritz pairs with their residual certificates; the same run
 (continued to ``density_steps`` block steps when a density is asked for) serves as the first two
-SLQ probes; the other SLQ probes run batched. The trace is exact where the Hessian's trace is the
-Gauss-Newton matrix's (ReLU networks: :mod:`initlab.analysis.gauss_newton`); otherwise the eigen
-run's Krylov space is traced exactly and Hutchinson probes estimate the rest (a deflated trace).
+SLQ probes; the other SLQ probes run batched. The trace is exact wherever the model allows it: by
+Hessian backpropagation for MLPs with elementwise activations (:mod:`initlab.analysis.hessian_diagonal`),
+as the Gauss-Newton trace where that is the Hessian's (ReLU conv nets: :mod:`initlab.analysis.gauss_newton`);
+otherwise the eigen run's Krylov space is traced exactly and Hutchinson probes estimate the rest with
+their standard error (a deflated trace).
 ``benchmarks/curvature.py`` compares it with PyHessian's power iteration.
 """
 
@@ -21,12 +23,14 @@ from torch import Tensor
 
 from initlab.analysis._modes import evaluation_mode
 from initlab.analysis.gauss_newton import gauss_newton_trace, residual_trace_vanishes, samples_independent
+from initlab.analysis.hessian_diagonal import hessian_trace_exact
 from initlab.analysis.lanczos import BlockLanczosRun, RitzPairs, block_lanczos, lanczos
 from initlab.analysis.operators import CurvatureOperator, DatasetOperator
 from initlab.analysis.problem import CurvatureProblem
 from initlab.analysis.spectrum import TraceEstimate, rademacher_probes, spectral_density, trace_estimate
 
 Which = Literal["top", "bottom", "both"]
+EIGEN_STEPS = 300  # products an eigen run may spend by default (``max_steps``)
 WANTED: dict[str, tuple[bool, bool]] = {"top": (True, False), "bottom": (False, True), "both": (True, True)}
 
 
@@ -125,11 +129,11 @@ def curvature_record(
     training) replaces the first probes; at least one random probe stays in the block, so an
     eigenvalue that overtook the previous top is still found. It stops when the
     wanted pairs and their next neighbour have residual <= ``tol`` * spectral scale, after at most
-    ``max_steps`` (default 300) products; ``converged=False`` otherwise (the current Ritz pairs are
+    ``max_steps`` (default ``EIGEN_STEPS``) products; ``converged=False`` otherwise (the current Ritz pairs are
     returned). ``density_probes`` > 0: the run continues to ``density_steps`` block steps and its
     block quadrature serves as the first ``block_size`` SLQ probes; the other probes run
     ``density_steps`` steps, batched. ``trace_probes`` >= 2: the trace and its standard error, from
-    the exact Gauss-Newton trace where the problem allows it (:func:`hessian_trace`).
+    exact trace where the problem allows it (:func:`hessian_trace`; then no probe is spent).
     """
     if which not in WANTED:
         raise ValueError(f"which must be one of {list(WANTED)}, got {which!r}")
@@ -143,7 +147,7 @@ def curvature_record(
     warm = v0 is not None
     columns = v0.reshape(operator.dim, -1).T.to(operator.device, operator.dtype) if warm else None
     block = max(1, min(max(block_size, len(columns) + 1 if warm else 0), operator.dim // 2))
-    max_block_steps = max(-(-(max_steps or 300) // block), density_steps if density_probes else 0)
+    max_block_steps = max(-(-(max_steps or EIGEN_STEPS) // block), density_steps if density_probes else 0)
     while block * max_block_steps >= operator.dim and operator.dim % block:
         block -= 1  # a run that may span the whole space needs blocks that tile it (exact Ritz values at the end)
     served = 0 if warm else block  # SLQ probes the eigen run serves (a warm start is not a random probe)
@@ -176,35 +180,56 @@ def curvature_record(
         tridiagonals = [] if warm else [run.tridiagonal]
         if extra:
             tridiagonals.append(lanczos(operator.rows, probes[block:block + extra], density_steps).tridiagonal)
-        record.density = spectral_density(tridiagonals, operator.dim, grid)
+        record.density = spectral_density(tridiagonals, grid)
     if trace_probes:
         (record.trace, record.trace_se), record.trace_method = hessian_trace(operator, run, probes[block + extra:])
     record.n_products = operator.n_products - before
     return record
 
 
+def _gauss_newton_exact(operator: DatasetOperator) -> float | None:
+    """tr(G) from per-sample Jacobians: the trace of a Gauss-Newton problem, and the Hessian's where tr(R) = 0."""
+    problem = operator.problem
+    if problem.kind != "gauss_newton" and not residual_trace_vanishes(operator.work, operator.block.names):
+        return None
+    params = dict(zip(operator.block.names, operator.params, strict=True))
+    return gauss_newton_trace(operator.work, params, problem.loss_fn, operator.chunks())
+
+
+def _hessian_backprop_exact(operator: DatasetOperator) -> float | None:
+    """tr(H) by Hessian backpropagation through Linear and elementwise layers (None for other models)."""
+    problem = operator.problem
+    if problem.kind != "hessian":
+        return None
+    return hessian_trace_exact(operator.work, operator.block.names, problem.loss_fn, operator.chunks())
+
+
+# Exact traces, tried in order (the first that applies wins); SE 0, no probes, no products
+EXACT_TRACES: dict[str, Callable[[DatasetOperator], float | None]] = {
+    "hessian_backprop_exact": _hessian_backprop_exact,
+    "gauss_newton_exact": _gauss_newton_exact,
+}
 TRACE_METHODS = {
+    "hessian_backprop_exact": "tr(H) exact by backpropagating per-sample Hessians through Linear and elementwise "
+                              "layers (Dangel et al. 2020), residual f'' terms included: SE 0",
     "gauss_newton_exact": "tr(G) exact from per-sample Jacobians; tr(R) = 0 (piecewise linear) or M is G: SE 0",
-    "deflated_hutchinson": "tr(T) on the eigen run's Krylov space + Hutchinson on its complement",
+    "deflated_hutchinson": "tr(T) on the eigen run's Krylov space + Hutchinson on its complement: SE of the latter",
 }
 
 
 def hessian_trace(operator: CurvatureOperator, run: BlockLanczosRun, probes: Tensor) -> tuple[TraceEstimate, str]:
-    """tr(M) +- SE and the method (a key of ``TRACE_METHODS``). Exact (SE 0) for a data set's Gauss-Newton
-    matrix, and for its Hessian when tr(R) = 0 (every parameter behind piecewise-linear layers: ReLU
-    networks), provided its samples enter independently: tr(H) = tr(G) from per-sample Jacobians,
-    no probes, no products. Otherwise :func:`deflated_trace` on the eigen run with ``probes``
-    (Hutchinson on tr(R) = tr(H - G) alone measured a larger SE than that on the tanh pipeline MLP:
-    R's variance is not smaller than H's bulk there)."""
+    """tr(M) +- SE and the method (a key of ``TRACE_METHODS``): exact (SE 0, no products) where a method of
+    :data:`EXACT_TRACES` applies to a data set's operator whose samples enter independently (MLPs with
+    elementwise activations; ReLU conv nets; Gauss-Newton problems), otherwise :func:`deflated_trace` on the
+    eigen run with ``probes`` (conv nets with smooth activations, samples that interact, other modules)."""
     if isinstance(operator, DatasetOperator):
         problem = operator.problem
         with evaluation_mode(operator.work, problem.mode, problem.allow_stochastic):
-            exact = samples_independent(operator.work) and (
-                problem.kind == "gauss_newton" or residual_trace_vanishes(operator.work, operator.block.names))
-            if exact:
-                params = dict(zip(operator.block.names, operator.params, strict=True))
-                trace = gauss_newton_trace(operator.work, params, problem.loss_fn, operator.chunks())
-                return TraceEstimate(trace, 0.0), "gauss_newton_exact"
+            if samples_independent(operator.work):
+                for method, exact in EXACT_TRACES.items():
+                    trace = exact(operator)
+                    if trace is not None:
+                        return TraceEstimate(trace, 0.0), method
     return deflated_trace(operator.rows, run, probes), "deflated_hutchinson"
 
 

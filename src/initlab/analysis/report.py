@@ -14,7 +14,9 @@ from torch import nn
 from initlab.analysis.bounds import theorem2_bounds
 from initlab.analysis.operators import DatasetOperator
 from initlab.analysis.problem import CurvatureProblem, DataSource, LossFn, eager_view
-from initlab.analysis.record import curvature_record, finite
+from initlab.analysis.gauss_newton import piecewise_linear_after
+from initlab.analysis.progress import stage
+from initlab.analysis.record import EIGEN_STEPS, curvature_record, finite
 from initlab.analysis.segments import layer_segments
 from initlab.analysis.variance import problem_variances
 
@@ -78,6 +80,16 @@ def _layer_rows(problem: CurvatureProblem, bounds: list[dict[str, object]]) -> l
     return rows
 
 
+def planned_products(problem: CurvatureProblem, settings: AnalysisSettings) -> tuple[int, int]:
+    """Upper bounds on the products of the full-Hessian solve and of the layer-block solves (for the progress
+    display): each eigen run stops by ``EIGEN_STEPS``; the trace probes are spent only where no exact trace applies."""
+    check = 3 if problem.check else 0
+    full = check + EIGEN_STEPS + max(0, settings.slq_probes - 2) * settings.slq_steps + settings.trace_probes
+    model = eager_view(problem.model)
+    blocks = check + sum(EIGEN_STEPS * (1 if piecewise_linear_after(model, s.name) else 2) for s in layer_segments(model))
+    return full, blocks
+
+
 def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None = None) -> dict[str, dict[str, object]]:
     """The full curvature record of ``problem`` (its Hessian over all its samples), JSON-ready.
 
@@ -87,23 +99,29 @@ def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None =
     Gauss-Newton block lambda_max, Theorem 2 bounds as written / corrected with ratios
     lambda_max / bound, forward and backward variances, dead-ReLU fraction (None without ReLU).
     Global: top-k eigenvalues with residuals, bottom eigenvalue, lambda_min / lambda_max, SLQ
-    negative-eigenvalue share, trace +- SE and ``trace_method`` (exact for ReLU nets), the top eigenvector's
-    share per layer,
+    negative-eigenvalue share, trace +- SE and ``trace_method`` (exact, SE 0, for MLPs and ReLU conv nets),
+    the top eigenvector's share per layer,
     lr_gamma_star = 1/lambda_max (paper: largest step that guarantees decrease on the quadratic
     model) and lr_edge = 2/lambda_max (gradient descent stability edge), loss, gradient norm,
     products used. ``esd``: SLQ grid, density and Ritz nodes/weights.
     """
     settings = settings or AnalysisSettings()
-    operator = DatasetOperator(problem)
-    record = curvature_record(operator, k=settings.k_top, which="both", tol=settings.tol,
-                              trace_probes=settings.trace_probes, density_probes=settings.slq_probes,
-                              density_steps=settings.slq_steps, grid=settings.grid, seed=settings.seed)
+    full, blocks = planned_products(problem, settings)
+    with stage("full Hessian: eigenvalues, density, trace", full):
+        operator = DatasetOperator(problem)
+        record = curvature_record(operator, k=settings.k_top, which="both", tol=settings.tol,
+                                  trace_probes=settings.trace_probes, density_probes=settings.slq_probes,
+                                  density_steps=settings.slq_steps, grid=settings.grid, seed=settings.seed)
     start = operator.split(record.top_vectors[:, 0]) if record.top_vectors is not None else None
-    bounds = theorem2_bounds(problem, settings.tol, jacobian_tol=settings.jacobian_tol, seed=settings.seed, start=start)
+    with stage("layer blocks: lambda_max, Jacobian norms, Theorem 2 bounds", blocks):
+        bounds = theorem2_bounds(problem, settings.tol, jacobian_tol=settings.jacobian_tol, seed=settings.seed,
+                                 start=start)
     lambda_max = record.lambda_max
     esd = record.density
+    with stage("per layer: weight statistics, variances, dead ReLUs"):
+        layers = _layer_rows(problem, bounds)
     analysis = {
-        "layers": _layer_rows(problem, bounds),
+        "layers": layers,
         "global": {
             "loss": operator.loss,
             "gradient_norm": torch.linalg.vector_norm(operator.gradient).item(),
@@ -120,7 +138,6 @@ def analyze_model(problem: CurvatureProblem, settings: AnalysisSettings | None =
             "trace": record.trace,
             "trace_se": record.trace_se,
             "trace_method": record.trace_method,
-            "trace_estimate_slq": esd["trace_estimate"],
             "top_eigenvector_layer_share": record.layer_share,
             "lr_gamma_star": finite(1.0 / lambda_max) if lambda_max > 0 else None,
             "lr_edge": finite(2.0 / lambda_max) if lambda_max > 0 else None,

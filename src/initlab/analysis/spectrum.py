@@ -49,14 +49,15 @@ def gaussian_density(nodes: list[Tensor], weights: list[Tensor], grid: Tensor, s
     return total / len(nodes)
 
 
-def spectral_density(tridiagonals: list[Tridiagonal], dim: int, grid: int = 500, sigma: float | None = None,
+def spectral_density(tridiagonals: list[Tridiagonal], grid: int = 500, sigma: float | None = None,
                      zero_tol: float = 1e-3) -> dict[str, object]:
     """Eigenvalue density from the Lanczos tridiagonals of normalized Rademacher probes (one row each).
 
     ``grid`` points span the Ritz values +- 5 sigma; ``sigma`` defaults to 1% of the Ritz range.
     Returns plain lists: ``grid``, ``density`` (integrates to ~1), ``ritz_values`` /
-    ``ritz_weights`` per probe (weights sum to 1; sum(w * theta) = q^T M q, so their mean times
-    dim is a trace estimate, ``trace_estimate``), ``negative_share`` (quadrature mass below
+    ``ritz_weights`` per probe (weights sum to 1; sum(w * theta) = q^T M q: a few probes' Hutchinson
+    samples, too noisy to report as a trace, so none is; the record's trace is exact or carries its SE),
+    ``negative_share`` (quadrature mass below
     -zero_tol * max|theta|: clearly negative eigenvalues; the Ritz node of the large near-zero
     cluster of an overparameterized Hessian can land slightly below 0), ``negative_share_any``
     (mass below 0), ``sigma``, ``n_probes`` and ``steps`` per probe.
@@ -78,7 +79,6 @@ def spectral_density(tridiagonals: list[Tridiagonal], dim: int, grid: int = 500,
         "ritz_values": [v.tolist() for v in nodes],
         "ritz_weights": [w.tolist() for w in weights],
         "sigma": sigma,
-        "trace_estimate": dim * sum((v * w).sum().item() for v, w in zip(nodes, weights, strict=True)) / n,
         "negative_share": sum(w[v < -zero_tol * scale].sum().item() for v, w in zip(nodes, weights, strict=True)) / n,
         "negative_share_any": sum(w[v < 0].sum().item() for v, w in zip(nodes, weights, strict=True)) / n,
         "n_probes": n,

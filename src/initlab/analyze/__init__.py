@@ -9,7 +9,11 @@ loads the checkpoint's weights, moves the model to ``device`` and measures the H
 mean loss over ``num_samples`` training samples (``all``: the whole train split, in chunks of
 ``analysis.batch_size``) in ``dtype``. With ``ckpt_path`` the model, init and data are the
 checkpoint's own (its run's resolved ``.hydra/config.yaml``); an explicit override that
-contradicts them is refused. It writes ``analysis.json`` (per layer and global curvature record),
+contradicts them is refused. That folder may come from someone else: its config is read as data
+(a bounded regular file) and the adopted config passes the same schema and ``_target_`` allowlist
+as a typed one (:func:`initlab.config.validate_config`) before anything is built (the entry point adopts
+it before its own validation, so the run dir's config files record it). Progress goes to stderr
+(:mod:`initlab.analysis.progress`). It writes ``analysis.json`` (per layer and global curvature record),
 ``esd.json`` (spectral density); the entry point (:mod:`initlab.cli.analyze`, which imports this
 module, never the reverse) adds ``metrics.json``.
 """
@@ -23,6 +27,7 @@ DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "float64")
 CHECKPOINT_GROUPS = ("model", "init", "data")  # what a checkpoint's run fixes for its analysis
 LOADING_KEYS = ("device", "pin_memory", "batch_size", "eval_batch_size", "seed")  # how data is served, not which
+MAX_RUN_CONFIG_BYTES = 2**20  # a run's .hydra/*.yaml is a few KiB; anything larger is not one
 
 
 def analysis_device(name: str) -> Any:
@@ -82,7 +87,7 @@ def adopt_checkpoint_config(cfg: DictConfig, overrides: list[str]) -> dict[str, 
     path = run_config_path(cfg.ckpt_path)
     if not path.is_file():
         raise ConfigError(problem("ckpt_path", cfg.ckpt_path, f"needs its run's resolved config beside it ({path} is missing)"))
-    run = OmegaConf.load(path)
+    run = read_run_yaml(cfg.ckpt_path, path)
     for group in CHECKPOINT_GROUPS:
         if group not in run:
             raise ConfigError(problem("ckpt_path", cfg.ckpt_path, f"its run config {path} has no {group!r}"))
@@ -95,35 +100,68 @@ def adopt_checkpoint_config(cfg: DictConfig, overrides: list[str]) -> dict[str, 
         if mine and OmegaConf.to_container(cfg[group]) != OmegaConf.to_container(run[group]):
             raise ConfigError(problem(mine[0].split("=", 1)[0], mine[0].split("=", 1)[-1],
                                       f"contradicts the checkpoint's {group} ({path}); drop the override to analyse the checkpoint"))
-    choices_path = path.with_name("hydra.yaml")
-    choices = OmegaConf.load(choices_path).hydra.runtime.choices if choices_path.is_file() else {}
+    choices = run_choices(cfg.ckpt_path, path.with_name("hydra.yaml"))
     with read_write(cfg), open_dict(cfg):
         for group in CHECKPOINT_GROUPS:
             cfg[group] = run[group]
     return {"run_config": str(path), **{group: choices.get(group) for group in CHECKPOINT_GROUPS}}
 
 
+def read_run_yaml(ckpt_path: str, path: Path) -> DictConfig:
+    """A run folder's YAML as data: a regular file of at most ``MAX_RUN_CONFIG_BYTES`` holding a mapping (ConfigError otherwise)."""
+    from initlab.config import ConfigError
+    from initlab.schema import problem
+
+    if not path.is_file() or path.stat().st_size > MAX_RUN_CONFIG_BYTES:
+        raise ConfigError(problem("ckpt_path", ckpt_path, f"its run config {path} must be a regular file of at most "
+                                                          f"{MAX_RUN_CONFIG_BYTES} bytes"))
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # YAML syntax, duplicate keys, odd types: the folder is not a run's
+        raise ConfigError(problem("ckpt_path", ckpt_path, f"its run config {path} is not readable YAML "
+                                                          f"({type(err).__name__})")) from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(problem("ckpt_path", ckpt_path, f"its run config {path} must be a mapping"))
+    return loaded
+
+
+def run_choices(ckpt_path: str, path: Path) -> dict[str, str | None]:
+    """The run's group choices (``hydra.yaml``) for the record: names only, {} when the file is absent."""
+    if not path.is_file():
+        return {}
+    choices = OmegaConf.select(read_run_yaml(ckpt_path, path), "hydra.runtime.choices", default=None)
+    plain = OmegaConf.to_container(choices, resolve=False) if isinstance(choices, DictConfig) else {}
+    return {group: value if isinstance(value, str) else None for group, value in plain.items()
+            if group in CHECKPOINT_GROUPS}
+
+
 def analyze(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[str, Any]:
-    """Build data and model, load weights, analyse on ``cfg.device`` in ``cfg.dtype``, write the records."""
+    """Build data and model, load weights, analyse on ``cfg.device`` in ``cfg.dtype``, write the records.
+    A checkpoint's adopted config is validated like a typed one before anything is built."""
     from hydra.utils import instantiate
     from torch.nn import functional as F
 
     from initlab.analysis import analyze_model
-    from initlab.config import validate_with_data
+    from initlab.analysis.progress import Progress, reporting, stage
+    from initlab.config import validate_config, validate_with_data
     from initlab.training.build import build_datamodule, build_model, load_model_weights, seed_everything
     from initlab.training.records import metrics_record, write_json
 
     device, dtype = analysis_device(cfg.device), analysis_dtype(cfg.dtype)
     adopted = adopt_checkpoint_config(cfg, runtime["overrides"]) if cfg.get("ckpt_path") else None
-    seed_everything(cfg.seed)
-    datamodule = build_datamodule(cfg)
-    validate_with_data(cfg, datamodule, total_steps=0)
-    model, _ = build_model(cfg, datamodule)
-    if cfg.get("ckpt_path"):
-        load_model_weights(model, cfg.ckpt_path)  # refuses a missing file or a hash mismatch (ConfigError)
-    data = training_samples(datamodule, cfg.num_samples, cfg.seed)
-    settings = instantiate(cfg.analysis)
-    result = analyze_model(settings.problem(model.to(device), F.cross_entropy, data, dtype), settings)
+    if adopted is not None:
+        validate_config(cfg, data_files=True)  # a handed-over run folder: schema and target allowlist first
+    with reporting(Progress()):
+        with stage("data and model" + (" (checkpoint weights)" if cfg.get("ckpt_path") else "")):
+            seed_everything(cfg.seed)
+            datamodule = build_datamodule(cfg)
+            validate_with_data(cfg, datamodule, total_steps=0)
+            model, _ = build_model(cfg, datamodule)
+            if cfg.get("ckpt_path"):
+                load_model_weights(model, cfg.ckpt_path)  # refuses a missing file or a hash mismatch (ConfigError)
+            data = training_samples(datamodule, cfg.num_samples, cfg.seed)
+        settings = instantiate(cfg.analysis)
+        result = analyze_model(settings.problem(model.to(device), F.cross_entropy, data, dtype), settings)
     choices = adopted or {group: runtime["choices"].get(group) for group in CHECKPOINT_GROUPS}
     source = {"ckpt_path": cfg.get("ckpt_path"), **choices, "num_samples": len(data[1]), "device": str(device),
               "dtype": cfg.dtype, "activation": cfg.model.get("activation"),
@@ -132,7 +170,7 @@ def analyze(cfg: DictConfig, output_dir: Path, runtime: dict[str, Any]) -> dict[
     write_json(output_dir / "esd.json", result["esd"])
     summary = result["analysis"]["global"]
     headline = {key: summary.get(key) for key in
-                ("lambda_max", "lambda_min", "trace", "lr_gamma_star", "lr_edge")}
+                ("lambda_max", "lambda_min", "trace", "trace_se", "lr_gamma_star", "lr_edge")}
     headline["lambda_max_residual"] = summary["top_residuals"][0]
     print("analysis: " + " ".join(f"{k}={v:.5g}" for k, v in headline.items() if isinstance(v, float))
           + f" samples={len(data[1])} ({output_dir})")

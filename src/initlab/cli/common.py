@@ -101,8 +101,10 @@ def _stopped(output_dir: Path, err: Interrupted) -> None:
     raise SystemExit(128 + err.signum) from None
 
 
-def make_main(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
-    """The console entry point of one app: ``task(cfg)`` runs only on a config that passed validation."""
+def make_main(config_name: str, task: Callable[[DictConfig], Any],
+              adopt: Callable[[DictConfig], None] | None = None) -> Callable[[], Any]:
+    """The console entry point of one app: ``task(cfg)`` runs only on a config that passed validation; ``adopt``
+    (analyze: a checkpoint's own model, init and data) completes the config first, so what it adopts is validated."""
     register_resolvers()
 
     def job(cfg: DictConfig) -> Any:
@@ -120,6 +122,8 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[
     def checked_job(cfg: DictConfig, output_dir: Path) -> Any:
         lock(output_dir)
         try:
+            if adopt is not None:
+                adopt(cfg)
             validate_config(cfg, data_files=True)
         except ConfigError as err:
             return _reject(err)
