@@ -476,8 +476,9 @@ def training_rows(data: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Row]
 
 
 def _of_activation(rows: Sequence[Row], activation: str | None, default: str | None) -> list[Row]:
-    """The rows of ``activation`` (None: all); a row without an ``activation`` column is the ``default`` model's."""
-    return list(rows) if activation is None else [r for r in rows if (r.get("activation") or default) == activation]
+    """The rows of ``activation`` (None: all); a row without an ``activation`` column is the ``default`` model's (any, when
+    no default is known)."""
+    return list(rows) if activation is None else [r for r in rows if (r.get("activation") or default or activation) == activation]
 
 
 def budgets(rows: Sequence[Row]) -> list[Any]:
