@@ -697,21 +697,27 @@ def _worse_note(claim: Claim, spec: dict[str, Any]) -> str | None:
     low, high = region(spec) if "region" in spec else (-math.inf, math.inf)
     iv, ref = claim.interval, claim.reference
     worse = (math.isinf(high) and low < ref and iv["high"] < ref) or (math.isinf(low) and high > ref and iv["low"] > ref)
-    return f"within the margin, but significantly worse than {fmt(ref)}: {fmt(iv['mean'])} [{fmt(iv['low'])}, {fmt(iv['high'])}]" if worse else None
+    if not worse:
+        return None
+    return f"within the margin, but significantly worse than the comparator: {fmt(iv['mean'])} [{fmt(iv['low'])}, {fmt(iv['high'])}]"
 
 
 def scaled_region(spec: dict[str, Any], factor: float, reference: float) -> dict[str, Any] | None:
-    """The spec with its margin (distance of each finite region bound from ``reference``) times ``factor``; None without one.
-    Sub-rows with their own region are scaled alike."""
-    if "rel_tol" in spec:
-        return spec | {"rel_tol": spec["rel_tol"] * factor}
-    if "region" not in spec and spec.get("sub"):
-        subs = [scaled_region(sub, factor, reference) or sub for sub in spec["sub"]]
-        return spec | {"sub": subs} if subs != spec["sub"] else None
-    bounds = spec["region"]
-    if all(b is None or b == reference for b in bounds):
+    """The spec with its margin (distance of each finite region bound from ``reference``) times ``factor``, its sub-rows' own
+    regions alike; None without any margin."""
+    def scaled(part: dict[str, Any]) -> dict[str, Any] | None:
+        if "rel_tol" in part:
+            return part | {"rel_tol": part["rel_tol"] * factor}
+        bounds = part.get("region")
+        if bounds is None or all(b is None or b == reference for b in bounds):
+            return None
+        return part | {"region": [None if b is None else reference + factor * (b - reference) for b in bounds]}
+
+    subs = [scaled(sub) for sub in spec.get("sub") or []]
+    own = scaled({k: v for k, v in spec.items() if k != "sub"})
+    if own is None and not any(subs):
         return None
-    return spec | {"region": [None if b is None else reference + factor * (b - reference) for b in bounds]}
+    return (own or spec) | ({"sub": [new or old for new, old in zip(subs, spec["sub"], strict=True)]} if subs else {})
 
 
 SUBSTANTIVE, POWER = "substantive", "power"

@@ -217,7 +217,7 @@ def summary_lines(claim_list: Sequence[Claim], labels: dict[str, str]) -> list[s
         deciding = next((c for c in parts if c.decided == verdict), first)
         label = f"C{i}" if not first.own else labels[first.id]
         numbers = "; ".join(f"{labels[c.id]}: {_number(c)}" for c in parts) if len(parts) > 1 else _number(deciding)
-        lines.append(f"| {label} | {_cell(first.claim)} | {_cell(first.source or 'ours')} | **{verdict}** | {_cell(numbers)} | "
+        lines.append(f"| {label} | {_cell(deciding.claim)} | {_cell(first.source or 'ours')} | **{verdict}** | {_cell(numbers)} | "
                      f"{', '.join(labels[c.id] for c in parts)} |")
     return lines
 
