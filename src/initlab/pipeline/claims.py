@@ -579,7 +579,8 @@ def depth_trainable(data: dict, spec: dict) -> Claim:
     """MLPs of ``spec['depth']`` hidden layers (default: the deepest trained) of one activation: spectral's train loss after
     the budget minus the comparator's, per seed, each init at its lr factor chosen on val. A selection on the edge of the
     lr-factor grid is named in the row with the best train loss at any lr tried ("at every lr tried, ...")."""
-    rows = _only(data["depth_runs"], activation=spec["activation"])
+    source = data["depth_runs"] if spec.get("budget") is None else [r for r in data.get("depth_budgets", []) if r.get("epochs") == spec["budget"]]
+    rows = _only(source, activation=spec["activation"])
     rows = [r for r in rows if r.get("lr") is None or r.get("best_lr") is None or r["lr"] == r["best_lr"]]
     depth = spec.get("depth", max((r["depth"] for r in rows), default=None))
     comparator = spec["comparator"]
@@ -721,6 +722,7 @@ def scaled_region(spec: dict[str, Any], factor: float, reference: float) -> dict
 
 
 SUBSTANTIVE, POWER = "substantive", "power"
+BUDGET_TABLES = {"depth_trainable": "depth_budgets"}  # where a check's shorter budgets are (default: the lr study's)
 
 
 def alternatives(spec: dict[str, Any], claim: Claim, protocol: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -741,7 +743,8 @@ def alternatives(spec: dict[str, Any], claim: Claim, protocol: dict[str, Any], d
     if "optim" in spec and spec["check"] in robust["optimizer_checks"]:
         out.append((f"optimizer {robust['optimizers'][spec['optim']]}", SUBSTANTIVE, spec | {"optim": robust["optimizers"][spec["optim"]]}))
     if spec["check"] in robust["budget_checks"]:
-        out += [(f"budget {fmt(b)} epochs", SUBSTANTIVE, spec | {"budget": b}) for b in budgets(data.get("lr_budgets", []))[:-1]]
+        table = data.get(BUDGET_TABLES.get(spec["check"], "lr_budgets"), [])
+        out += [(f"budget {fmt(b)} epochs", SUBSTANTIVE, spec | {"budget": b}) for b in budgets(table)[:-1]]
     if spec["check"] in robust["grid_checks"]:
         out.append(("every 2nd grid value", SUBSTANTIVE, spec | {"grid_every": 2}))
     if spec["check"] in robust["grid_edge_checks"] and any(_truthy(r.get("grid_edge")) for r in data.get("lr_runs", [])):
