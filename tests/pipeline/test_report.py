@@ -40,7 +40,8 @@ FAIRNESS += [FAIRNESS[-1] | {"init": "lecun", "n": 0, "test_acc_low": float("nan
 
 def test_markdown_opens_with_the_tally_and_summary_then_details():
     figures = [{"name": "f1", "file": "figures/f1.png", "title": "One", "caption": "Caption one."}]
-    status = {"hash": "ab" * 32, "row": {"version": "v3", "commit": "1234abc"}, "designed_on": [1, 2, 3, 4, 5], "confirmatory": True}
+    status = {"hash": "ab" * 32, "row": {"version": "v3", "commit": "1234abc"}, "designed_on": [1, 2, 3, 4, 5], "seeds": [11, 12, 13, 14, 15],
+              "confirmatory": True}
     text = report.render_markdown(_claims(), FAIRNESS, figures, PARAMS, [2048], "tanh", status)
     head, rest = text.split("## Summary")
     assert "protocol v3 (sha256 `abababababababab`, frozen in commit `1234abc`) on seeds 11, 12, 13, 14, 15, **confirmatory**" in head
@@ -98,6 +99,7 @@ def test_changelog_logs_the_current_protocol_and_its_confirmatory_seeds():
     assert status["row"] == log[-1] and status["designed_on"] == [1, 2, 3, 4, 5]
     assert status["confirmatory"] == (log[-1]["commit"] not in ("", "-", "pending"))
     assert report.protocol_status(params | {"seeds": [1, 2, 3, 4, 5]}, log)["confirmatory"] is False
+    assert report.protocol_status(params, log, data_seeds=[1, 2, 3, 4, 5])["confirmatory"] is False  # results of other seeds
 
 
 def test_lr_study_activation_comes_from_the_pipeline_model():

@@ -182,12 +182,15 @@ def _decided(cid: str, spec: dict, iv: Interval, p: tuple[float, float], bounds:
              resolution: str | None, reference: float | None, data: dict) -> Claim:
     verdict = interval_verdict(iv, *bounds)
     decision_p = {HOLDS: p[0], FAILS: p[1]}.get(verdict, min(p))
-    if decision_p > ALPHA:  # an interval the exact test does not back (zero variance, n = 5): not decided
+    note = None
+    if decision_p > ALPHA and verdict != INCONCLUSIVE:  # an interval the exact test does not back (zero variance): not decided
         verdict = INCONCLUSIVE
+        note = (f"every value equal over the {iv.n} seeds: the exact sign-flip test cannot go below 2 / 2^{iv.n} = "
+                f"{fmt(2 / 2 ** iv.n, 2)}, so the interval alone does not decide")
     values = spec | data | {"n": iv.n, "mean": iv.mean, "ci_low": iv.low, "ci_high": iv.high, "method": iv.method,
                             "low": bounds[0], "high": bounds[1], "reference": reference}
     return Claim(EMPIRICAL, cid, value=iv.mean, reference=reference, verdict=verdict, p=decision_p, mdd=mdd, p_in=p[0], p_out=p[1],
-                 interval=iv.to_dict() | {"resolution": resolution}, **_texts(spec, values, verdict))
+                 interval=iv.to_dict() | {"resolution": resolution}, note=note, **_texts(spec, values, verdict))
 
 
 def per_seed(rows: Sequence[Row], value: Callable[[list[Row]], float | None]) -> list[float | None]:
@@ -602,7 +605,7 @@ def depth_trainable(data: dict, spec: dict) -> Claim:
                       budget=f"{fmt(epochs)} epochs ({fmt(steps)} steps)" if epochs else "the study's budget",
                       spectral_loss=mean_std(r["train_loss"] for r in _only(deepest, init="spectral"))[0],
                       comparator_loss=mean_std(r["train_loss"] for r in _only(deepest, init=comparator))[0])
-    return replace(claim, note="; ".join(notes) or None)
+    return replace(claim, note="; ".join(filter(None, [claim.note, *notes])) or None)
 
 
 CLAIMS: dict[str, Callable[[dict, dict], Claim]] = {

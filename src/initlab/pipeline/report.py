@@ -90,18 +90,21 @@ def _seeds(text: str) -> set[int]:
     return {int(s) for s in re.findall(r"\d+", text)}
 
 
-def protocol_status(params: dict[str, Any], log: Sequence[dict[str, str]]) -> dict[str, Any]:
+def protocol_status(params: dict[str, Any], log: Sequence[dict[str, str]], data_seeds: Sequence[int] | None = None) -> dict[str, Any]:
     """The current protocol's hash, its changelog row (None when params.yaml matches no version), the seeds the versions
-    were designed on, and whether this run's seeds are confirmatory (disjoint from all of them, under a logged version)."""
+    were designed on, the seeds the results hold (``data_seeds``; params' when not given), and whether they are
+    confirmatory: a logged version frozen in a commit, results of exactly params' seeds, disjoint from every design seed."""
     digest = protocol_hash(params)
     row = next((r for r in log if r["hash"] == digest), None)
     designed = set().union(*(_seeds(r["seeds"]) for r in log)) if log else set()
-    return {"hash": digest, "row": row, "designed_on": sorted(designed),
-            "confirmatory": row is not None and row["commit"] not in ("", "-", "pending") and not designed & set(params["seeds"])}
+    seeds = sorted(params["seeds"] if data_seeds is None else data_seeds)
+    frozen = row is not None and row["commit"] not in ("", "-", "pending")
+    return {"hash": digest, "row": row, "designed_on": sorted(designed), "seeds": seeds,
+            "confirmatory": frozen and seeds == sorted(params["seeds"]) and not designed & set(seeds)}
 
 
-def protocol_line(status: dict[str, Any], seeds: Sequence[int]) -> str:
-    row, short = status["row"], status["hash"][:16]
+def protocol_line(status: dict[str, Any]) -> str:
+    row, short, seeds = status["row"], status["hash"][:16], status["seeds"]
     designed = ", ".join(map(str, status["designed_on"])) or "none"
     commit = row and row["commit"] not in ("", "-", "pending") and f"frozen in commit `{row['commit']}`"
     frozen = (f"protocol {row['version']} (sha256 `{short}`, {commit or 'not yet frozen in a commit'})" if row
@@ -321,7 +324,7 @@ def render_markdown(claim_list: Sequence[Claim], fairness: Sequence[Row], figure
     family = sum(c.section == EMPIRICAL for c in claim_list)
     lines = [
         "# Claims of \"Revisiting Initialization of Neural Networks\" (Skorski), the book's ch. 8 and the lecture notes, checked", "",
-        protocol_line(status, params["seeds"]), "",
+        protocol_line(status), "",
         f"Data `{params['data']}`, model `conf/experiment/pipeline.yaml` ({activation}; the lr study also trains ReLU where a row "
         "says so); produced by `dvc repro` from `results/` and `params.yaml`. lambda_max(H_0) of the lr study on "
         f"{', '.join(map(str, curvature_samples))} training samples.", "",
@@ -385,15 +388,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.protocol_hash:
         print(protocol_hash(params))
         return
-    status = protocol_status(params, changelog(CHANGELOG.read_text()))
     out = Path(args.out)
     data = load_inputs(Path(args.results))
+    status = protocol_status(params, changelog(CHANGELOG.read_text()), sorted({int(r["seed"]) for r in data["lr_runs"]}) or None)
     activation = lr_study_activation(params["data"])
     claim_list = claims.build(data, params["report"], activation)
     samples = sorted({r["samples"] for r in data["lr_at_init"]})
     labels = numbered(claim_list)
     write_json(out / "claims.json", {"protocol": {"hash": status["hash"], "version": (status["row"] or {}).get("version"),
-                                                  "commit": (status["row"] or {}).get("commit"), "seeds": params["seeds"],
+                                                  "commit": (status["row"] or {}).get("commit"), "seeds": status["seeds"],
                                                   "confirmatory": status["confirmatory"], "exploratory_seeds": status["designed_on"]},
                                      "tally": tally(claim_list),
                                      "claims": [c.to_dict() | {"row": labels[c.id]} for c in claim_list], "lr_fairness": data["lr_fairness"]})
