@@ -17,6 +17,7 @@ zero-variance row at 2.5% per tail.
 
 import math
 import statistics
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -163,7 +164,13 @@ def region_p_values(lows: Iterable[Any], highs: Iterable[Any], low: float, high:
     lows, highs = finite(lows), finite(highs)
     inside = 2 * max(_p_greater(lows, low, method), _p_less(highs, high, method))
     outside = 2 * min(_p_less(highs, low, method) if low > -math.inf else 1.0, _p_greater(lows, high, method) if high < math.inf else 1.0)
-    return min(1.0, inside), min(1.0, outside)
+    return _valid(inside), _valid(outside)
+
+
+def _valid(p: float) -> float:
+    """A p-value in (0, 1]: capped at 1, and a tail that underflows to 0.0 (far beyond any reported digit) kept at the
+    smallest positive float, so no decision ever reads p = 0."""
+    return min(1.0, max(p, sys.float_info.min))
 
 
 def dkw_interval(distance: float, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -177,7 +184,7 @@ def dkw_p_values(distance: float, n: int, high: float) -> tuple[float, float]:
     """(p_inside, p_outside) of the region sup |F - G| <= ``high`` by the DKW bound (interval inversion, as
     :func:`region_p_values`)."""
     gap = high - distance
-    tail = min(1.0, 2 * math.exp(-2 * n * gap * gap))
+    tail = _valid(2 * math.exp(-2 * n * gap * gap))
     return (tail, 1.0) if gap > 0 else (1.0, tail)
 
 
