@@ -792,5 +792,7 @@ def build(data: dict[str, Any], protocol: dict[str, Any], activation: str | None
     empirical_rows = [i for i, c in enumerate(rows) if c.section == EMPIRICAL]
     adjusted = holm([rows[i].p for i in empirical_rows])
     for i, p in zip(empirical_rows, adjusted, strict=True):
-        rows[i] = replace(rows[i], p_adjusted=p, adjusted=rows[i].h1 if p <= ALPHA else INCONCLUSIVE)
+        adjusted = rows[i].h1 if p <= ALPHA else INCONCLUSIVE
+        finding = rows[i].finding if adjusted == rows[i].verdict else None  # a finding states only a Holm-covered verdict
+        rows[i] = replace(rows[i], p_adjusted=p, adjusted=adjusted, finding=finding)
     return rows
