@@ -61,7 +61,6 @@ def lr_study_activation(data: str) -> str:
     return str(compose_config([f"data={data}", f"experiment={EXPERIMENT}"]).model.activation)
 
 
-SECTIONS = {EMPIRICAL: (claims.HOLDS, claims.FAILS, claims.INCONCLUSIVE), DERIVATION: (claims.VERIFIED, claims.CONTRADICTED)}
 TALLY = (claims.HOLDS, claims.FAILS, claims.INCONCLUSIVE, claims.TYPO)
 SOURCES = ("paper", "book", "lecture notes")
 EXECUTION_KEYS = frozenset({"device", "workers", "threads"})  # where and how fast a stage runs, never what it finds
@@ -118,12 +117,6 @@ def protocol_line(status: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- tallies
 
 
-def counts(claim_list: Sequence[Claim], section: str, field: str = "verdict") -> dict[str, int]:
-    """How many rows of the sources (own questions excluded) of ``section`` got each verdict (``field``: verdict or adjusted)."""
-    got = Counter(getattr(c, field) for c in claim_list if c.section == section and not c.own)
-    return {v: got.get(v, 0) for v in SECTIONS[section]}
-
-
 def distinct_claims(claim_list: Sequence[Claim]) -> dict[tuple[str, str], list[Claim]]:
     """The sources' distinct claims: rows quoting the same passage of the same source are parts of one claim."""
     groups: dict[tuple[str, str], list[Claim]] = {}
@@ -148,10 +141,14 @@ def tally(claim_list: Sequence[Claim]) -> dict[str, dict[str, int]]:
 
 
 def metrics(claim_list: Sequence[Claim]) -> dict[str, Any]:
-    """Headline numbers for ``dvc metrics show``: per source the distinct claims by verdict (Holm-adjusted for empirical
-    rows), and how many own questions the report adds."""
-    return {f"{source.replace(' ', '_')}_{verdict}": n for source, row in tally(claim_list).items() for verdict, n in row.items()} | {
-        "own_questions": sum(c.own for c in claim_list)}
+    """Headline numbers for ``dvc metrics show`` (one row that fits a terminal): the paper's distinct claims by verdict
+    (Holm-adjusted for empirical rows), the book's and the notes' claims and how many hold, the own questions; the full
+    per-source tally is in ``claims.json``."""
+    counted = tally(claim_list)
+    paper = {f"paper_{verdict}": n for verdict, n in counted["paper"].items()}
+    others = {f"{name}_{key}": value for name, source in (("book", "book"), ("notes", "lecture notes"))
+              for key, value in (("claims", sum(counted[source].values())), ("holds", counted[source][claims.HOLDS]))}
+    return paper | others | {"own_questions": sum(c.own for c in claim_list)}
 
 
 def numbered(claim_list: Sequence[Claim]) -> dict[str, str]:
