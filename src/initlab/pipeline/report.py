@@ -183,6 +183,11 @@ def _interval_text(iv: dict[str, Any] | None, with_n: bool = False) -> str:
     return f"{fmt(iv['mean'])} [{_end(iv['low'])}, {_end(iv['high'])}] ({iv['method']}{extra}{n})"
 
 
+def _detectable(mdd: float | None) -> str:
+    """The smallest detectable difference; 'n/a' where too few values leave it undefined."""
+    return fmt(mdd, 2) if mdd is not None and math.isfinite(mdd) else "n/a"
+
+
 def _p(p: float | None) -> str:
     return "n/a" if p is None else (f"{fmt(p, 2)}" if p > 1e-300 else "< 1e-300")
 
@@ -241,7 +246,7 @@ def empirical_table(rows: Sequence[Claim], labels: dict[str, str]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in rows:
         lines.append("| " + " | ".join([labels[c.id], _cell(c.claim), _cell(c.measured), _cell(_interval_text(c.interval, True)),
-                                         _cell(c.expected), str(c.h1), f"**{c.verdict}**", _holm(c), fmt(c.mdd, 2), _cell(c.robustness),
+                                         _cell(c.expected), str(c.h1), f"**{c.verdict}**", _holm(c), _detectable(c.mdd), _cell(c.robustness),
                                          _cell(c.power), _cell("; ".join(filter(None, [c.note, c.correction])) or None)]) + " |")
         for k, sub in enumerate(c.sub_rows):
             lines.append("| " + " | ".join([f"{labels[c.id]}.{k + 1}", _cell(sub["label"]), _cell(sub["measured"]),
