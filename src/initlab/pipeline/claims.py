@@ -560,7 +560,8 @@ def curvature_predicts_lr(data: dict, spec: dict) -> Claim:
         values.append(math.log10(other["lr"] * other["lambda_max"] / (own["lr"] * own["lambda_max"])))
         raw.append(math.log10(other["lr"] / own["lr"]))
         resolutions.append(_half_gap(other["lr"], grids[(spec["init"], seed)]) + _half_gap(own["lr"], grids[("spectral", seed)]))
-        edges += any(_truthy(r.get("grid_edge")) for r in (other, own))
+        edges += any(_truthy(r.get("grid_edge")) or r["lr"] in (grids[(init, seed)][0], grids[(init, seed)][-1])
+                     for init, r in ((spec["init"], other), ("spectral", own)))
     step = statistics.fmean(resolutions) if resolutions else math.nan
     return empirical(f"curvature_predicts_lr_{spec['optim']}_{spec['init']}", spec, values,
                      lower=[v - r for v, r in zip(values, resolutions, strict=True)], upper=[v + r for v, r in zip(values, resolutions, strict=True)],
