@@ -59,7 +59,7 @@ def test_markdown_opens_with_the_tally_and_summary_then_details():
     assert "holds (H1 holds; p = 0.003)" in empirical and "robust (4 alternatives) | flips: 2 of the seeds left out" in empirical
     assert "| D1 | w | paper eq. 1 |" in rest and "it is 1/4" in rest
     assert "test is evaluated at every budget, never used to select" in rest
-    assert "| lecun | sgd | best_lr | 0.3 | 0 | no finished run | no finished run |" in rest
+    assert "| - | lecun | sgd | best_lr | 0.3 | 0 | no finished run | no finished run |" in rest
     assert "![One](figures/f1.png)" in rest and "*Caption one.* Rows: E1, Q1." in rest
     for forbidden in ("[-inf, inf]", "p = 0 ", "p = 0)", "nan"):
         assert forbidden not in text

@@ -301,11 +301,13 @@ def budget_lines(params: dict[str, Any]) -> list[str]:
 
 
 def fairness_table(fairness: Sequence[Row]) -> list[str]:
-    """Test loss and accuracy per init, optimizer and lr setting, at the longest budget when the table has budgets."""
+    """Test loss and accuracy per activation (when the lr study has several), init, optimizer and lr setting, at the longest
+    budget when the table has budgets."""
     rows, _ = claims.training_rows({"lr_runs": fairness}, {})
-    lines = ["| init | optimizer | setting | lr | n | test loss [95% CI] | test acc [95% CI] |", "|---|---|---|---|---|---|---|"]
-    return lines + [f"| {r['init']} | {r['optim']} | {r['setting']} | {fmt(r['lr'])} | {r['n']} | {_metric(r, 'test_loss', 3)} | "
-                    f"{_metric(r, 'test_acc', 3)} |" for r in sorted(rows, key=lambda r: (r["optim"], r["setting"], r["init"]))]
+    lines = ["| activation | init | optimizer | setting | lr | n | test loss [95% CI] | test acc [95% CI] |", "|---|---|---|---|---|---|---|---|"]
+    return lines + [f"| {r.get('activation') or '-'} | {r['init']} | {r['optim']} | {r['setting']} | {fmt(r['lr'])} | {r['n']} | "
+                    f"{_metric(r, 'test_loss', 3)} | {_metric(r, 'test_acc', 3)} |"
+                    for r in sorted(rows, key=lambda r: (str(r.get("activation")), r["optim"], r["setting"], r["init"]))]
 
 
 def _metric(row: Row, name: str, digits: int) -> str:
