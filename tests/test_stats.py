@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from initlab.stats import (bootstrap_interval, dkw_interval, dkw_p_values, holm, interval, mean_std, min_detectable_difference,
-                           region_p_values, t_interval)
+                           region_p_values, sign_flip_p, t_interval)
 
 # t_{0.975, df} from a printed table (Student's t, two-sided 95%).
 T_TABLE = {1: 12.706, 2: 4.303, 4: 2.776, 9: 2.262}
@@ -89,3 +89,30 @@ def test_dkw_interval_covers_in_simulation() -> None:
     distances = [scipy_stats.kstest(rng.uniform(size=n), "uniform").statistic for _ in range(2000)]
     assert np.mean(np.array(distances) > high) <= 0.05
     assert dkw_p_values(0.0, n, high) == pytest.approx((0.05, 1.0))
+
+
+@pytest.mark.parametrize(("values", "bound", "expected"), [
+    ([1.0, 2.0, 3.0], 0.0, 1 / 8),          # only +++ reaches the observed sum 6
+    ([1.0, 1.0, -1.0], 0.0, 4 / 8),         # sums of +-1 +-1 +-1 >= 1: +++, ++-, +-+, -++
+    ([2.0, 2.0, 2.0, 2.0, 2.0], 1.0, 1 / 32),  # zero variance, every value above the bound: 1 / 2^n, never 0
+    ([0.5, 0.5, 0.5], 0.5, 1.0),            # every difference 0: every pattern ties
+    ([-1.0, -2.0], 0.0, 1.0),               # below the bound: every pattern reaches the (lowest) observed sum
+    ([3.0, -1.0], 0.0, 2 / 4),              # sums 2, 4, -4, -2 (+-3 +-1): 2 and 4 reach 2
+])
+def test_sign_flip_p_is_the_exact_enumeration(values, bound, expected) -> None:
+    assert sign_flip_p(values, bound) == pytest.approx(expected, abs=1e-15)
+
+
+def test_p_values_are_valid_where_the_variance_is_zero() -> None:
+    """Five equal values far inside a region: no p = 0; the exact test gives 2 x 1/32 (two-sided), so five equal seeds
+    cannot decide at 5%, six can."""
+    for method in ("t", "bootstrap"):
+        p_in, p_out = region_p_values([1.0] * 5, [1.0] * 5, 0.0, 2.0, method)
+        assert (p_in, p_out) == (pytest.approx(2 / 32), 1.0)
+        assert region_p_values([1.0] * 6, [1.0] * 6, 0.0, 2.0, method)[0] == pytest.approx(2 / 64)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        values = list(rng.normal(rng.uniform(-3, 3), rng.choice([0.0, 1e-6, 0.1, 1.0]), size=int(rng.integers(2, 9))))
+        for method in ("t", "bootstrap"):
+            for p in region_p_values(values, values, *sorted(rng.uniform(-3, 3, size=2)), method):
+                assert 0.0 < p <= 1.0

@@ -9,11 +9,15 @@ interval lies inside a region, or outside it), Holm-Bonferroni over a family of 
 the smallest difference a design of n seeds detects: :func:`region_p_values`, :func:`holm`,
 :func:`min_detectable_difference`. A p-value here is the interval-inversion one: 1 minus the largest
 confidence level at which the two-sided interval still supports the decision, so "the 95% interval
-lies inside" and "p <= 0.05" are the same statement.
+lies inside" and "p <= 0.05" are the same statement. Where the t statistic is undefined (every value
+equal: zero sample variance), the p-value is the exact sign-flip permutation test over the paired
+values (:func:`sign_flip_p`): never 0, at least 1 / 2^n, so five seeds alone cannot decide a
+zero-variance row at 2.5% per tail.
 """
 
 import math
 import statistics
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,7 +27,7 @@ from scipy import stats as scipy_stats
 
 __all__ = [
     "INTERVALS", "Interval", "bootstrap_interval", "dkw_interval", "dkw_p_values", "finite", "holm", "interval", "mean_std",
-    "min_detectable_difference", "region_p_values", "t_interval",
+    "min_detectable_difference", "region_p_values", "sign_flip_p", "t_interval",
 ]
 
 
@@ -112,19 +116,36 @@ def interval(values: Iterable[Any], method: str = "t", level: float = 0.95) -> I
 # ---------------------------------------------------------------- decisions: p-values, Holm, power
 
 
+def sign_flip_p(values: Iterable[Any], bound: float = 0.0) -> float:
+    """Exact one-sided sign-flip permutation p-value of H0: the differences d_i = value_i - ``bound`` are symmetric
+    about 0 (against mean > bound): the share of the 2^n sign patterns s whose mean of s_i d_i is >= the observed
+    mean (the observed pattern included, so p >= 1 / 2^n > 0). 1.0 without values."""
+    d = np.asarray(finite(values)) - bound
+    if d.size == 0:
+        return 1.0
+    if d.size > 20:
+        raise ValueError(f"sign_flip_p enumerates 2^n patterns: n must be <= 20, got {d.size}")
+    signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)
+    flipped = (signs * d).sum(axis=1)
+    return float(np.mean(flipped >= d.sum() - 1e-12 * max(1.0, float(np.abs(d).sum()))))
+
+
 def _p_greater(values: Iterable[Any], bound: float, method: str) -> float:
     """One-sided p-value of H0: mean <= ``bound`` (small when the values show mean > bound), by ``method``:
-    Student t, or the share of bootstrap means <= bound (the percentile interval's own tail)."""
+    Student t, or the share of bootstrap means <= bound (the percentile interval's own tail); the exact sign-flip
+    test where every value is equal (the t statistic undefined). An unbounded side (``bound`` = -inf) is no
+    constraint: 0, used only inside :func:`region_p_values`' max with the finite side."""
     if bound == -math.inf:
         return 0.0
     kept = finite(values)
     if len(kept) < 2 or bound == math.inf:
         return 1.0
-    if method == "bootstrap":
-        return float(np.mean(_bootstrap_draws(kept) <= bound))
     mean, std, n = mean_std(kept)
     if std == 0.0:
-        return 0.0 if mean > bound else 1.0
+        return sign_flip_p(kept, bound)
+    if method == "bootstrap":  # (count + 1) / (B + 1): the Monte Carlo p-value that is never 0
+        draws = _bootstrap_draws(kept)
+        return float((np.sum(draws <= bound) + 1) / (draws.size + 1))
     return float(scipy_stats.t.sf((mean - bound) / (std / math.sqrt(n)), n - 1))
 
 
@@ -143,7 +164,13 @@ def region_p_values(lows: Iterable[Any], highs: Iterable[Any], low: float, high:
     lows, highs = finite(lows), finite(highs)
     inside = 2 * max(_p_greater(lows, low, method), _p_less(highs, high, method))
     outside = 2 * min(_p_less(highs, low, method) if low > -math.inf else 1.0, _p_greater(lows, high, method) if high < math.inf else 1.0)
-    return min(1.0, inside), min(1.0, outside)
+    return _valid(inside), _valid(outside)
+
+
+def _valid(p: float) -> float:
+    """A p-value in (0, 1]: capped at 1, and a tail that underflows to 0.0 (far beyond any reported digit) kept at the
+    smallest positive float, so no decision ever reads p = 0."""
+    return min(1.0, max(p, sys.float_info.min))
 
 
 def dkw_interval(distance: float, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -157,7 +184,7 @@ def dkw_p_values(distance: float, n: int, high: float) -> tuple[float, float]:
     """(p_inside, p_outside) of the region sup |F - G| <= ``high`` by the DKW bound (interval inversion, as
     :func:`region_p_values`)."""
     gap = high - distance
-    tail = min(1.0, 2 * math.exp(-2 * n * gap * gap))
+    tail = _valid(2 * math.exp(-2 * n * gap * gap))
     return (tail, 1.0) if gap > 0 else (1.0, tail)
 
 

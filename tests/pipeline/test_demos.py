@@ -62,8 +62,10 @@ def test_canyon_race_momentum_beats_gd():
 
 
 def test_stability_summary_picks_thresholds():
-    rows = [{"factor": f, "stable": s, "first_step_decrease": d} for f, s, d in ((1, True, True), (2, True, True), (4, False, True), (8, False, False))]
-    assert lr_stability.stability_summary(rows) == {"max_stable_factor": 2, "min_unstable_factor": 4, "max_first_step_decrease_factor": 4}
+    rows = [{"factor": f, "stable": s, "first_step_decrease": d, "every_step_decrease": e}
+            for f, s, d, e in ((1, True, True, True), (2, True, True, False), (4, False, True, False), (8, False, False, False))]
+    assert lr_stability.stability_summary(rows) == {"max_stable_factor": 2, "min_unstable_factor": 4, "max_first_step_decrease_factor": 4,
+                                                    "max_every_step_decrease_factor": 1}
 
 
 def test_gradient_descent_losses_stop_at_non_finite():
@@ -72,3 +74,31 @@ def test_gradient_descent_losses_stop_at_non_finite():
     assert len(losses) == 4 and losses[-1] < losses[0]
     diverging = lr_stability.gradient_descent_losses(model, 1e3 * torch.randn(8, 3), torch.randint(0, 2, (8,)), lr=1e8, steps=20)
     assert not math.isfinite(diverging[-1]) or diverging[-1] > diverging[0]
+
+
+def test_every_step_decrease_needs_each_step_to_lower_the_loss():
+    assert lr_stability.every_step_decreases([2.3, 2.0, 1.5, 1.49])
+    assert not lr_stability.every_step_decreases([2.3, 2.0, 2.1, 1.0])  # one rise: not 'guarantees a decrease', though it ends lower
+    assert not lr_stability.every_step_decreases([2.3, float("nan")]) and not lr_stability.every_step_decreases([2.3])
+
+
+def test_inactive_relu_fraction_counts_unit_sample_pairs():
+    """Two ReLU units: unit 0 passes x, unit 1 passes -x; on inputs (1, -1, 2, -3) each is inactive on 2 of 4 samples (1/2),
+    and no unit is dead on every sample."""
+    from initlab.pipeline.demos import variance_flow
+
+    model = torch.nn.Sequential(torch.nn.Linear(1, 2, bias=False), torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+    inputs = torch.tensor([[1.0], [-1.0], [2.0], [-3.0]])
+    assert list(variance_flow.inactive_relu_fraction(model, inputs).values()) == [0.5]
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0], [0.0]]))  # unit 1 outputs 0 everywhere: 2 + 4 of 8 pairs
+    assert list(variance_flow.inactive_relu_fraction(model, inputs).values()) == [0.75]
+
+
+def test_canyon_random_starts_lie_at_the_distance_and_differ_by_draw():
+    quadratic = canyon.ill_conditioned_quadratic(dim=2, condition=50, seed=0)
+    starts = [canyon.random_start(quadratic, 2.0, seed) for seed in (1, 2)]
+    assert all(abs(float(((s - quadratic.minimizer) ** 2).sum()) ** 0.5 - 2.0) < 1e-12 for s in starts)
+    assert not (starts[0] == starts[1]).all()

@@ -91,13 +91,13 @@ def test_report_has_both_sections_with_intervals(repo):
     assert all(c["verdict"] in ("holds", "fails", "inconclusive") and c["adjusted"] and c["robustness"] for c in empirical)
     assert all(c["verdict"] in ("verified", "contradicted") for c in derivations)
     markdown = (repo / "reports" / "claims.md").read_text()
-    assert "## Empirical claims" in markdown and "## Derivations" in markdown and "## Our own questions" in markdown
+    assert "## Tally" in markdown and "## Summary" in markdown and "## Empirical rows" in markdown and "## Our own questions" in markdown
     assert "seeds 1, 2" in markdown
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert sum(metrics[v] for v in ("holds", "fails", "inconclusive")) == sum(not c["own"] for c in empirical)
-    assert sum(metrics[v] for v in ("verified", "contradicted")) == sum(not c["own"] for c in derivations)
+    tally = json.loads((repo / "reports" / "claims.json").read_text())["tally"]
+    assert sum(v for k, v in metrics.items() if k.startswith("paper_")) == sum(tally["paper"].values())
     shown = _dvc("metrics", "show", cwd=repo).stdout
-    assert max(map(len, shown.splitlines())) <= 150, shown  # one row of 9 counts: raw, Holm-adjusted, derivations, own questions
+    assert max(map(len, shown.splitlines())) <= 150, shown  # one row of 9 counts: the paper's tally, book, notes, own questions
     for name in ("depth", "lr_grid", "lr_fairness", "lr/budgets", "depth/budgets"):
         assert (repo / "results" / "study" / f"{name}.csv").is_file()
     for name in ("hessian_spectrum", "sharpening", "budgets"):

@@ -11,50 +11,96 @@ from initlab.pipeline.claims import CONTRADICTED, DERIVATION, EMPIRICAL, FAILS, 
 from initlab.pipeline.demos import DEMOS
 
 PROTOCOL = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["report"]
-PARAMS = {"data": "mnist_t10k", "seeds": [1, 2, 3, 4, 5], "report": PROTOCOL | {"claims": [{"why": "one point"}, {"why": "a tenth"}, {}, {}]},
+PARAMS = {"data": "mnist_t10k", "seeds": [11, 12, 13, 14, 15],
+          "report": PROTOCOL | {"claims": [{"why": "one point"}, {"why": "a tenth"}, {}, {}, {}]},
           "study": {"budgets": [1, 3], "batch_size": 8, "lr_grid": {"sgd": [0.1, 1.0]}, "curvature_c": 1.0},
           "depth": {"budgets": [2], "batch_size": 8}, "data_demos": {"lr_stability": {"steps": 50, "num_samples": 256}}}
 INTERVAL = {"n": 5, "mean": 0.5, "std": 0.1, "low": 0.4, "high": 0.6, "method": "t", "level": 0.95, "resolution": None}
+SUB = {"label": "init spectral", "verdict": HOLDS, "value": 0.5, "interval": INTERVAL, "p_in": 0.001, "p_out": 1.0, "measured": "m",
+       "expected": ">= 0", "note": None}
 
 
 def _claims():
-    return [Claim(EMPIRICAL, "a", "x | y", "paper Remark 9", "a quoted phrase", "q", ">= 0", HOLDS, 0.5, interval=INTERVAL, p=0.001,
-                  mdd=0.12, figure="f1", adjusted=HOLDS, p_adjusted=0.003, robustness="robust (4 alternatives)"),
+    return [Claim(EMPIRICAL, "a", "x | y", "paper Remark 9", "a quoted $\\|H\\|$ phrase", "q", ">= 0", HOLDS, 0.5, interval=INTERVAL,
+                  p=0.001, mdd=0.12, figure="f1", adjusted=HOLDS, p_adjusted=0.003, robustness="robust (4 alternatives)",
+                  power="flips: 2 of the seeds left out -> inconclusive", h1=HOLDS, sub_rows=(SUB, SUB | {"label": "init lecun"})),
             Claim(EMPIRICAL, "b", "z", None, None, "q", ">= 1", FAILS, 0.5, interval=INTERVAL | {"resolution": "grid step 0.25"}, p=0.04,
-                  mdd=0.2, correction="use 2", figure="f1", adjusted=INCONCLUSIVE, p_adjusted=0.08, robustness="flips: margin x0.5 -> holds"),
+                  mdd=0.2, correction="use 2", figure="f1", adjusted=INCONCLUSIVE, p_adjusted=0.08, robustness="flips: margin x0.5 -> holds",
+                  h1=FAILS, finding="plain words"),
             Claim(DERIVATION, "c", "w", "paper eq. 1", "another phrase", "0.5", "0.25", CONTRADICTED, 0.5, 0.25, correction="it is 1/4"),
-            Claim(DERIVATION, "d", "v", None, None, "1", "1", "verified", 1.0, 1.0)]
+            Claim(DERIVATION, "d", "v", None, None, "1", "1", "verified", 1.0, 1.0),
+            Claim(EMPIRICAL, "e", "s", "paper section 3.4", "a typo", "q", "in [1, 2]", FAILS, 90.0, interval=INTERVAL | {"n": 0}, p=0.001,
+                  adjusted=FAILS, p_adjusted=0.004, h1=FAILS, kind=claims.TYPO)]
 
 
 FAIRNESS = [{"init": "spectral", "optim": "sgd", "setting": "best_lr", "epochs": e, "lr": 0.3, "n": 5, "test_loss_mean": 0.3 + e,
              "test_loss_low": 0.2, "test_loss_high": 0.4, "test_acc_mean": 0.91, "test_acc_low": 0.9, "test_acc_high": 0.92} for e in (1, 3)]
+FAIRNESS += [FAIRNESS[-1] | {"init": "lecun", "n": 0, "test_acc_low": float("nan")}]
 
 
-def test_markdown_sections_quotes_holm_robustness_and_row_numbers():
+def test_markdown_opens_with_the_tally_and_summary_then_details():
     figures = [{"name": "f1", "file": "figures/f1.png", "title": "One", "caption": "Caption one."}]
-    text = report.render_markdown(_claims(), FAIRNESS, figures, PARAMS, [2048], "tanh")
-    empirical, rest = text.split("## Empirical claims")[1].split("## Derivations")
-    derivations, rest = rest.split("## Our own questions")
-    own, rest = rest.split("## Protocol")
-    rows = [line for line in empirical.splitlines() if re.match(r"\| E\d+ \|", line)]
-    assert len(rows) == 1 and "x \\| y" in rows[0] and 'paper Remark 9: "a quoted phrase"' in rows[0]
-    assert "| 5 | 0.5 [0.4, 0.6] (t) |" in rows[0] and "**holds** | holds (p = 0.003) | 0.12 | robust (4 alternatives) |" in rows[0]
-    assert "| D1 | w | paper eq. 1: \"another phrase\" |" in derivations and "**contradicted**" in derivations
-    own_rows = [line for line in own.splitlines() if re.match(r"\| Q\d+ \|", line)]
-    assert [r.split(" | ")[0] for r in own_rows] == ["| Q1", "| Q2"] and "(t; grid step 0.25)" in own_rows[0]
-    assert "inconclusive (p = 0.08)" in own_rows[0] and "flips: margin x0.5 -> holds" in own_rows[0] and "use 2" in own_rows[0]
-    assert "**The paper's claims, each quoted from its source: 1 empirical — 1 hold, 0 fail, 0 inconclusive (Holm-adjusted: 1 hold, " \
-           "0 fail, 0 inconclusive); 1 derivations — 0 verified, 1 contradicted.** Our own questions (no source makes these claims; " \
-           "outside the tally): 2." in text
-    assert "| E1 | >= 0 | one point |" in rest and "| Q1 | >= 1 | a tenth |" in rest and "tanh: xavier_normal" in rest
-    assert "| lr study | 1, 3 epochs | 8 |" in rest and "| lr_stability demo | 50 steps |" in rest
-    assert "| spectral | sgd | best_lr | 0.3 | 5 | 3.3 [0.2, 0.4] |" in rest and "| 1.3 [" not in rest  # longest budget only
-    assert "![One](figures/f1.png)" in rest and "*Caption one.* Rows: E1, Q1." in rest and "reports/timings.md" in rest
+    status = {"hash": "ab" * 32, "row": {"version": "v3", "commit": "1234abc"}, "designed_on": [1, 2, 3, 4, 5], "seeds": [11, 12, 13, 14, 15],
+              "confirmatory": True}
+    text = report.render_markdown(_claims(), FAIRNESS, figures, PARAMS, [2048], "tanh", status)
+    head, rest = text.split("## Summary")
+    assert "protocol v3 (sha256 `abababababababab`, frozen in commit `1234abc`) on seeds 11, 12, 13, 14, 15, **confirmatory**" in head
+    assert "Seeds 1, 2, 3, 4, 5 were exploratory" in head
+    assert "| paper | 3 | 1 | 1 | 0 | 1 |" in head and "| book | 0 | 0 | 0 | 0 | 0 |" in head  # typo counted as a correction
+    summary, rest = rest.split("## Practical findings")
+    assert "| C1 | x \\| y | paper Remark 9 | **holds** | 0.5 [0.4, 0.6] (t, n = 5) | E1 |" in summary
+    assert "| C3 | s | paper section 3.4 | **typo** | no data | E2 |" in summary  # n = 0: no interval beside it
+    findings, rest = rest.split("## Sources, quoted verbatim")
+    assert "- plain words" in findings
+    quotes, rest = rest.split("## Empirical rows of the sources")
+    assert "- C1, paper Remark 9: `a quoted $\\|H\\|$ phrase`" in quotes  # verbatim in a code span, no table escaping
+    empirical, rest = rest.split("## Derivations of the sources")
+    assert "| E1.1 | init spectral |" in empirical and "| E1.2 | init lecun |" in empirical
+    assert "holds (H1 holds; p = 0.003)" in empirical and "robust (4 alternatives) | flips: 2 of the seeds left out" in empirical
+    assert "| D1 | w | paper eq. 1 |" in rest and "it is 1/4" in rest
+    assert "test is evaluated at every budget, never used to select" in rest
+    assert "| - | lecun | sgd | best_lr | 0.3 | 0 | no finished run | no finished run |" in rest
+    assert "![One](figures/f1.png)" in rest and "*Caption one.* Rows: E1, Q1." in rest
+    for forbidden in ("[-inf, inf]", "p = 0 ", "p = 0)", "nan"):
+        assert forbidden not in text
 
 
-def test_metrics_count_the_papers_tally_only():
-    assert report.metrics(_claims()) == {"holds": 1, "fails": 0, "inconclusive": 0, "holm_holds": 1, "holm_fails": 0,
-                                         "holm_inconclusive": 0, "verified": 0, "contradicted": 1, "own_questions": 2}
+def test_tally_counts_each_distinct_claim_once_per_source():
+    """Two rows quoting one passage are one claim (fails when one part fails); duplicating a row changes no count."""
+    base = _claims()
+    part = Claim(DERIVATION, "a2", "x again", "paper Remark 9", "a quoted $\\|H\\|$ phrase", "q", "1", CONTRADICTED, 1.0, 1.0)
+    book = Claim(EMPIRICAL, "k", "b", "book ch. 8.4", "q8", "q", "r", INCONCLUSIVE, 1.0, interval=INTERVAL, adjusted=INCONCLUSIVE)
+    got = report.tally([*base, part, book])
+    assert got["paper"] == {HOLDS: 0, FAILS: 2, INCONCLUSIVE: 0, claims.TYPO: 1}
+    assert got["book"] == {HOLDS: 0, FAILS: 0, INCONCLUSIVE: 1, claims.TYPO: 0}
+    assert report.tally([*base, part, book, book]) == got
+    assert report.metrics([*base, part, book]) == {"paper_holds": 0, "paper_fails": 2, "paper_inconclusive": 0, "paper_typo": 1,
+                                                   "book_claims": 1, "book_holds": 0, "notes_claims": 0, "notes_holds": 0, "own_questions": 2}
+
+
+def test_protocol_hash_ignores_execution_keys_and_covers_everything_else():
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    digest = report.protocol_hash(params)
+    assert len(digest) == 64 and report.protocol_hash(params | {"device": "cpu", "workers": 7}) == digest
+    assert report.protocol_hash(params | {"seeds": [1, 2, 3, 4, 5]}) != digest
+    changed = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    changed["report"]["claims"][0]["region"] = [0.5, 1.0]
+    assert report.protocol_hash(changed) != digest
+
+
+def test_changelog_logs_the_current_protocol_and_its_confirmatory_seeds():
+    """docs/methods.md's last changelog row carries the hash of params.yaml as it is: a protocol change without a new
+    changelog row (or a stale hash) fails here, so the report's 'protocol vN' cannot silently become false."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    log = report.changelog(report.CHANGELOG.read_text())
+    assert [r["version"] for r in log][-1] == "v3" and len(log) >= 3
+    assert log[-1]["hash"] == report.protocol_hash(params), "params.yaml changed: add a changelog row with its hash"
+    assert not set(params["seeds"]) & report._seeds(" ".join(r["seeds"] for r in log)), "the headline seeds were used in design"
+    status = report.protocol_status(params, log)
+    assert status["row"] == log[-1] and status["designed_on"] == [1, 2, 3, 4, 5]
+    assert status["confirmatory"] == (log[-1]["commit"] not in ("", "-", "pending"))
+    assert report.protocol_status(params | {"seeds": [1, 2, 3, 4, 5]}, log)["confirmatory"] is False
+    assert report.protocol_status(params, log, data_seeds=[1, 2, 3, 4, 5])["confirmatory"] is False  # results of other seeds
 
 
 def test_lr_study_activation_comes_from_the_pipeline_model():

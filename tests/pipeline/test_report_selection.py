@@ -100,8 +100,9 @@ def test_successive_halving_keeps_arms_by_val_only():
 def test_claims_select_on_val(check):
     """The claim rows' own selections (best lr per seed, best lr per init): the curvature row reads no test column at all;
     the comparator row reads test only for the chosen runs, so scrambling the test of the other lrs leaves it unchanged."""
-    spec = claims.resolve(next(s for s in PROTOCOL["claims"] if s["check"] == check and s.get("setting", "best_lr") == "best_lr"),
-                          PROTOCOL, "tanh")
+    raw = next(s for s in PROTOCOL["claims"] if s["check"] == check and s.get("setting", "best_lr") == "best_lr")
+    first = (raw.get("sub") or [{}])[0]  # the row's first sub-row (tanh; test accuracy for the comparator row)
+    spec = claims.resolve({k: v for k, v in raw.items() if k != "sub"} | first, PROTOCOL, "tanh")
     runs = _runs()
     if check == "curvature_predicts_lr":
         guarded = claims.CLAIMS[check]({"lr_runs": _guarded(runs)}, spec)

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from initlab.init import spectral_std
 from initlab.pipeline.tables import Row, group_by, loss_or_inf, setting_runs
 from initlab.stats import (Interval, dkw_interval, dkw_p_values, finite, holm, interval, mean_std, min_detectable_difference,
@@ -37,6 +39,9 @@ HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
 DERIVATION, EMPIRICAL = "derivation", "empirical"
 CORRECTED = (CONTRADICTED, FAILS)
 ALPHA = 0.05  # every interval is 95%; a decision's p-value is compared with this
+TYPO, OURS = "typo", "ours"
+SOURCE_KINDS = {"paper": "paper", "book": "book", "lectures": "lecture notes", "notes": "lecture notes"}
+TEXT_KEYS = frozenset({"region", "rel_tol", "why", "claim", "measured", "expected", "correction", "reference", "finding", "contrast"})
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,40 @@ class Claim:
     adjusted: str | None = None
     p_adjusted: float | None = None
     robustness: str | None = None
+    power: str | None = None
+    p_in: float | None = None
+    p_out: float | None = None
+    h1: str | None = None
+    kind: str = "claim"
+    note: str | None = None
+    sub_rows: tuple[dict[str, Any], ...] = ()
+    finding: str | None = None
 
     @property
     def own(self) -> bool:
         return self.quote is None
 
+    @property
+    def source_kind(self) -> str:
+        """Who makes the claim (the first word of ``source`` through :data:`SOURCE_KINDS`); ``ours`` for our own questions."""
+        if self.own:
+            return OURS
+        first = (self.source or "").split(" ", 1)[0]
+        if first not in SOURCE_KINDS:
+            raise ValueError(f"claim {self.id}: source {self.source!r} must start with one of {sorted(SOURCE_KINDS)}")
+        return SOURCE_KINDS[first]
+
+    @property
+    def decided(self) -> str:
+        """The verdict the tally counts: Holm-adjusted for an empirical row, the verdict of a derivation; ``typo``
+        for a typo (a correction, never a fail)."""
+        if self.kind == TYPO:
+            return TYPO
+        return {VERIFIED: HOLDS, CONTRADICTED: FAILS}.get(self.verdict, self.adjusted or self.verdict)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"own": self.own}
+        return asdict(self) | {"own": self.own, "source_kind": self.source_kind, "decided": self.decided,
+                               "sub_rows": list(self.sub_rows)}
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -150,10 +182,15 @@ def _decided(cid: str, spec: dict, iv: Interval, p: tuple[float, float], bounds:
              resolution: str | None, reference: float | None, data: dict) -> Claim:
     verdict = interval_verdict(iv, *bounds)
     decision_p = {HOLDS: p[0], FAILS: p[1]}.get(verdict, min(p))
+    note = None
+    if decision_p > ALPHA and verdict != INCONCLUSIVE:  # an interval the exact test does not back (zero variance): not decided
+        verdict = INCONCLUSIVE
+        note = (f"every value equal over the {iv.n} seeds: the exact sign-flip test cannot go below 2 / 2^{iv.n} = "
+                f"{fmt(2 / 2 ** iv.n, 2)}, so the interval alone does not decide")
     values = spec | data | {"n": iv.n, "mean": iv.mean, "ci_low": iv.low, "ci_high": iv.high, "method": iv.method,
                             "low": bounds[0], "high": bounds[1], "reference": reference}
-    return Claim(EMPIRICAL, cid, value=iv.mean, reference=reference, verdict=verdict, p=decision_p, mdd=mdd,
-                 interval=iv.to_dict() | {"resolution": resolution}, **_texts(spec, values, verdict))
+    return Claim(EMPIRICAL, cid, value=iv.mean, reference=reference, verdict=verdict, p=decision_p, mdd=mdd, p_in=p[0], p_out=p[1],
+                 interval=iv.to_dict() | {"resolution": resolution}, note=note, **_texts(spec, values, verdict))
 
 
 def per_seed(rows: Sequence[Row], value: Callable[[list[Row]], float | None]) -> list[float | None]:
@@ -299,10 +336,13 @@ def variance_gain(data: dict, spec: dict) -> Claim:
 
 
 def dead_relu_bias(data: dict, spec: dict) -> Claim:
-    """Book §8.4: a 0.1 ReLU bias instead of 0 leaves fewer dead units at init, for one init: per seed the dead
-    fraction (mean over layers) with zero bias minus with 0.1 bias."""
+    """Book §8.4: a 0.1 ReLU bias instead of 0 saturates fewer ReLUs at init, for one init: per seed the measured fraction
+    (``spec['measure']``, a column of the variance_flow demo's dead_relu table: ``inactive_fraction`` per (unit, sample)
+    pair or ``dead_fraction`` of units silent on every sample), mean over layers, with zero bias minus with 0.1 bias."""
+    column = spec["measure"]
+
     def reduction(group: list[Row]) -> float | None:
-        mean = {b: statistics.fmean(r["dead_fraction"] for r in g) for (b,), g in group_by(group, "bias").items()}
+        mean = {b: statistics.fmean(finite(r.get(column) for r in g) or [math.nan]) for (b,), g in group_by(group, "bias").items()}
         return mean["zeros"] - mean["relu_0.1"] if {"zeros", "relu_0.1"} <= set(mean) else None
 
     return empirical(f"dead_relu_bias_{spec['init']}", spec, per_seed(_only(data["dead_relu"], init=spec["init"]), reduction))
@@ -321,11 +361,12 @@ def cauchy_elbow(data: dict, spec: dict) -> Claim:
 
 
 def momentum_canyon(data: dict, spec: dict) -> Claim:
-    """Book §8.3: best heavy-ball momentum vs best GD on an ill-conditioned quadratic (a grid outcome): speed-up in steps,
-    one value per quadratic (per seed when the demo runs per seed, else n = 1: inconclusive by design)."""
-    runs = data["canyon_runs"]
-    return empirical("momentum_canyon", spec, [r["steps_ratio"] for r in runs], reference=1.0, condition=runs[0]["condition"],
-                     sqrt_condition=runs[0]["sqrt_condition"], draws=len(runs))
+    """Book §8.3: best heavy-ball momentum vs best GD on an ill-conditioned quadratic: speed-up in steps, one value per
+    random start (the canyon demo's draws; its single canyon-start race where a run has no draws)."""
+    summary = data["canyon"]
+    draws = data.get("canyon_draws") or data["canyon_runs"]
+    return empirical("momentum_canyon", spec, [r["steps_ratio"] for r in draws], reference=1.0, condition=summary["condition"],
+                     sqrt_condition=summary["sqrt_condition"], draws=len(draws))
 
 
 # ---------------------------------------------------------------- empirical: curvature
@@ -351,16 +392,8 @@ def rem2_near_vs_far(data: dict, spec: dict) -> Claim:
     return empirical("rem2_near_vs_far", spec, per_seed(rows, contrast), far=far)
 
 
-def _stability_factor(rows: Sequence[Row], every: int = 1) -> tuple[float | None, float | None, list[float]]:
-    """The largest grid factor c whose full-batch loss never rose above its start, the next grid factor (its resolution:
-    the true c* lies in [c, next)); ``every``: use every n-th factor only (a coarser grid)."""
-    grid = sorted({r["factor"] for r in rows})[::every]
-    never = {r["factor"] for r in rows if r["factor"] in grid and _never_above_start(r)}
-    if not grid:
-        return None, None, grid
-    best = max(never, default=0.0)
-    above = [f for f in grid if f > best]
-    return best, (min(above) if above else math.inf), grid
+def _every_step_decrease(row: Row) -> bool:
+    return _truthy(row.get("every_step_decrease"))
 
 
 def _never_above_start(row: Row) -> bool:
@@ -370,22 +403,52 @@ def _never_above_start(row: Row) -> bool:
     return isinstance(peak, float) and isinstance(start, float) and math.isfinite(peak) and peak <= start
 
 
+SAFE_STEP: dict[str, Callable[[Row], bool]] = {"every_step_decrease": _every_step_decrease, "never_above_start": _never_above_start}
+
+
+def _stability_factor(rows: Sequence[Row], safe: Callable[[Row], bool], every: int = 1) -> tuple[float | None, float | None, list[float]]:
+    """The largest grid factor c whose run is ``safe``, the next grid factor (its resolution: the true c* lies in
+    [c, next)); ``every``: use every n-th factor only (a coarser grid). None without any factor."""
+    grid = sorted({r["factor"] for r in rows})[::every]
+    if not grid:
+        return None, None, grid
+    best = max((r["factor"] for r in rows if r["factor"] in grid and safe(r)), default=0.0)
+    above = [f for f in grid if f > best]
+    return best, (min(above) if above else math.inf), grid
+
+
 def gamma_star_empirical(data: dict, spec: dict) -> Claim:
-    """Paper §1.2 measured for one init: per seed the largest c (lr = c / lambda_max(H_0), full-batch GD) whose loss never
-    rises above its start, with the grid's resolution [c, next factor)."""
+    """Paper §1.2 measured for one init: per seed the largest c (lr = c / lambda_max(H_0), full-batch GD) whose run is safe
+    by ``spec['measure']`` (a key of :data:`SAFE_STEP`: every step lowers the loss, or the loss never rises above its
+    start), with the grid's resolution [c, next factor)."""
     rows = _only(data["lr_stability"], init=spec["init"])
-    every = spec.get("grid_every", 1)
-    pairs = per_seed(rows, lambda g: _stability_factor(g, every))
+    pairs = per_seed(rows, lambda g: _stability_factor(g, SAFE_STEP[spec["measure"]], spec.get("grid_every", 1)))
     grid = pairs[0][2] if pairs else []
     return empirical(f"gamma_star_{spec['init']}", spec, [p[0] for p in pairs], upper=[p[1] for p in pairs],
                      resolution="grid-valued: c* in [c, next grid c)", reference=1.0, grid=grid)
 
 
+def softmax_regression_scale_exponent(scale: float, dim: int = 16, classes: int = 10, samples: int = 64, seed: int = 0) -> float:
+    """The exponent e in lambda_max(H_W)(s x) = s^e lambda_max(H_W)(x) of a softmax regression at W = 0, by dense
+    eigenvalues: H_W = (I/C - 11^T / C^2) (x) E[x x^T] (uniform softmax at W = 0, whatever the input scale)."""
+    x = np.random.default_rng(seed).standard_normal((samples, dim))
+    h_z = np.eye(classes) / classes - np.ones((classes, classes)) / classes**2
+
+    def top(inputs: np.ndarray) -> float:
+        return float(np.linalg.eigvalsh(np.kron(h_z, inputs.T @ inputs / samples))[-1])
+
+    return math.log(top(scale * x) / top(x)) / math.log(scale)
+
+
 def theorem2_as_written(data: dict, spec: dict) -> Claim:
-    """Paper Theorem 2 eq. (6) as written, for one init: per seed the largest lambda_max(H_w(k)) / bound over the layers."""
-    rows = _only(data["theorem2"], init=spec["init"])
-    values = per_seed(rows, lambda g: _finite_max([r["ratio_as_written"] for r in g]))
-    return empirical(f"thm2_as_written_{spec['init']}", spec, values, layers=len(group_by(rows, "layer")))
+    """Paper Theorem 2 eq. (6) as written, one derivation: its bound has no factor of the layer input, so it cannot follow
+    the Hessian when the input is rescaled. On a one-layer net (softmax regression at W = 0) the bound as written is 1
+    (empty product, identity activation) while lambda_max(H_W) scales as s^2: a scale-consistent bound has exponent 0.
+    The lr study's measured lambda_max / bound (every init, seed and layer, inputs as normalised) stands beside it."""
+    ratios = finite(r["ratio_as_written"] for r in data["theorem2"])
+    return derivation("thm2_as_written", spec, softmax_regression_scale_exponent(spec["scale"]), 2.0, scale=spec["scale"],
+                      ratio_low=min(ratios, default=None), ratio_high=max(ratios, default=None),
+                      draws=len(group_by(data["theorem2"], "init", "seed")))
 
 
 def gd_edge_of_stability(data: dict, spec: dict) -> Claim:
@@ -403,11 +466,22 @@ def gd_edge_of_stability(data: dict, spec: dict) -> Claim:
 
 def training_rows(data: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Row], Any]:
     """The lr study's runs at the spec's ``budget`` (epochs; from ``lr/budgets.csv``, every budget) or, by default, at the
-    longest (``lr/runs.csv``), with that budget (None when the tables carry no budgets)."""
+    longest (``lr/runs.csv``), with that budget (None when the tables carry no budgets); only the spec's ``activation``
+    when the study has several (its ``activation`` column; without it every run is the pipeline model's, ``lr_activation``);
+    ``drop_grid_edge``: without runs the study flags as selected on a grid edge (its ``grid_edge`` column)."""
     budget = spec.get("budget")
     rows = data["lr_runs"] if budget is None else [r for r in data.get("lr_budgets", []) if r.get("epochs") == budget]
+    rows = _of_activation(rows, spec.get("activation"), data.get("lr_activation"))
+    if spec.get("drop_grid_edge"):
+        rows = [r for r in rows if not _truthy(r.get("grid_edge"))]
     present = budgets(rows)
     return ([r for r in rows if r.get("epochs") == present[-1]], present[-1]) if present else (list(rows), None)
+
+
+def _of_activation(rows: Sequence[Row], activation: str | None, default: str | None) -> list[Row]:
+    """The rows of ``activation`` (None: all); a row without an ``activation`` column is the ``default`` model's (any, when
+    no default is known)."""
+    return list(rows) if activation is None else [r for r in rows if (r.get("activation") or default or activation) == activation]
 
 
 def budgets(rows: Sequence[Row]) -> list[Any]:
@@ -423,14 +497,22 @@ def _by_seed(rows: Sequence[Row], key: str, metric: str) -> dict[Any, dict[Any, 
     return dict(sorted(out.items()))
 
 
+CONTRASTS: dict[str, Callable[[float, float], float | None]] = {
+    "difference": lambda a, b: a - b,
+    "log10_ratio": lambda a, b: math.log10(a / b) if a > 0 and b > 0 else None,
+}
+
+
 def spectral_vs_comparator(data: dict, spec: dict) -> Claim:
-    """Test accuracy of spectral minus the pre-registered comparator (``spec['comparator']``) at one lr setting (lrs chosen
-    on val), paired by seed, at the budget ``spec['budget']`` (default: the longest)."""
+    """``spec['metric']`` (test_acc or train_loss) of spectral minus the pre-registered comparator (``spec['comparator']``)
+    at one lr setting (lrs chosen on val), paired by seed, for the spec's activation and optimizer, at the budget
+    ``spec['budget']`` (default: the longest)."""
     rows, budget = training_rows(data, spec)
     rows = _only(setting_runs(rows), optim=spec["optim"], setting=spec["setting"])
-    comparator = spec["comparator"]
-    values = [acc["spectral"] - acc[comparator] for acc in _by_seed(rows, "init", "test_acc").values() if {"spectral", comparator} <= set(acc)]
-    return empirical(f"non_inferior_{spec['setting']}_{spec['optim']}", spec, values, reference=0.0, budget=_budget_text(budget))
+    comparator, metric, contrast = spec["comparator"], spec["metric"], CONTRASTS[spec.get("contrast", "difference")]
+    values = [contrast(m["spectral"], m[comparator]) for m in _by_seed(rows, "init", metric).values() if {"spectral", comparator} <= set(m)]
+    return empirical(f"non_inferior_{spec['setting']}_{spec['optim']}_{spec.get('activation')}_{metric}", spec, values, reference=0.0,
+                     budget=_budget_text(budget))
 
 
 def _budget_text(budget: Any) -> str:
@@ -447,46 +529,84 @@ def adam_robust_defaults(data: dict, spec: dict) -> Claim:
     return empirical("adam_robust_defaults", spec, values, reference=0.0, budget=_budget_text(budget))
 
 
-def _grid_step(lrs: Sequence[float]) -> float:
-    """A log-spaced grid's spacing in decades (median of neighbouring log10 gaps); inf for fewer than two lrs."""
-    logs = sorted({math.log10(lr) for lr in lrs})
-    return statistics.median(b - a for a, b in zip(logs, logs[1:], strict=False)) if len(logs) > 1 else math.inf
+def _half_gap(lr: float, grid: Sequence[float]) -> float:
+    """Half the larger log10 gap from ``lr`` to its grid neighbours (at a grid edge, the one inside): how far the best lr
+    of a grid search may lie from the selected one; inf on a one-lr grid."""
+    logs, at = {math.log10(g) for g in grid}, math.log10(lr)
+    below, above = [at - g for g in logs if g < at], [g - at for g in logs if g > at]
+    near = ([min(below)] if below else []) + ([min(above)] if above else [])
+    return max(near) / 2 if near else math.inf
 
 
 def curvature_predicts_lr(data: dict, spec: dict) -> Claim:
     """Per seed: log10 of (best lr x lambda_max(H_0)) of ``spec['init']`` over that of spectral, best lrs per seed chosen on
-    val on the grid; 0 = lambda_max predicts the lr exactly. Grid-valued: each best lr is known to half a grid step, so the
-    difference to one step either way (the resolution). The grid is every lr the study ran (all budgets; successive
-    halving keeps only some to the longest); ``spec['grid_every']`` keeps every n-th of it (a coarser grid)."""
+    val on the grid; 0 = lambda_max predicts the lr exactly. Grid-valued: each best lr is known to half its larger
+    neighbouring grid gap (a refined grid narrows it), the difference to the sum of both. The grid of an init and seed
+    is every lr the study ran for it (all budgets: successive halving keeps only some to the longest, a refinement adds
+    lrs near the selection); ``spec['grid_every']`` keeps every n-th lr (a coarser grid)."""
     rows, budget = training_rows(data, spec)
     rows = [r for r in rows if r["optim"] == spec["optim"] and r["setting"] == "grid"]
-    ran = [r["lr"] for r in [*rows, *data.get("lr_budgets", [])] if r["optim"] == spec["optim"] and r["setting"] == "grid"]
-    grid = sorted(set(ran))[:: spec.get("grid_every", 1)]
-    rows = [r for r in rows if r["lr"] in grid]
-    step = _grid_step(grid)
-    values, raw = [], []
-    for _, group in sorted(group_by(rows, "seed").items()):
-        best = {init: min(g, key=lambda r: loss_or_inf(r["val_loss"])) for (init,), g in group_by(group, "init").items()}
-        if {"spectral", spec["init"]} <= set(best):
-            other, own = best[spec["init"]], best["spectral"]
-            values.append(math.log10(other["lr"] * other["lambda_max"] / (own["lr"] * own["lambda_max"])))
-            raw.append(math.log10(other["lr"] / own["lr"]))
-    return empirical(f"curvature_predicts_lr_{spec['optim']}_{spec['init']}", spec, values, lower=[v - step for v in values],
-                     upper=[v + step for v in values], resolution=f"lr grid step {fmt(step, 2)} decade: +-{fmt(step, 2)}",
-                     reference=0.0, lr_spread=statistics.fmean(raw) if raw else None, step=step, budget=_budget_text(budget))
+    ran = [r for r in [*rows, *_of_activation(data.get("lr_budgets", []), spec.get("activation"), data.get("lr_activation"))]
+           if r["optim"] == spec["optim"] and r["setting"] == "grid"]
+    every = spec.get("grid_every", 1)
+    grids = {key: sorted({r["lr"] for r in g})[::every] for key, g in group_by(ran, "init", "seed").items()}
+    values, resolutions, raw, edges = [], [], [], 0
+    for (seed,), group in sorted(group_by(rows, "seed").items()):
+        best = {init: min((r for r in g if r["lr"] in grids.get((init, seed), [])), key=lambda r: loss_or_inf(r["val_loss"]), default=None)
+                for (init,), g in group_by(group, "init").items()}
+        other, own = best.get(spec["init"]), best.get("spectral")
+        if other is None or own is None:
+            continue
+        values.append(math.log10(other["lr"] * other["lambda_max"] / (own["lr"] * own["lambda_max"])))
+        raw.append(math.log10(other["lr"] / own["lr"]))
+        resolutions.append(_half_gap(other["lr"], grids[(spec["init"], seed)]) + _half_gap(own["lr"], grids[("spectral", seed)]))
+        edges += any(_truthy(r.get("grid_edge")) or r["lr"] in (grids[(init, seed)][0], grids[(init, seed)][-1])
+                     for init, r in ((spec["init"], other), ("spectral", own)))
+    step = statistics.fmean(resolutions) if resolutions else math.nan
+    return empirical(f"curvature_predicts_lr_{spec['optim']}_{spec['init']}", spec, values,
+                     lower=[v - r for v, r in zip(values, resolutions, strict=True)], upper=[v + r for v, r in zip(values, resolutions, strict=True)],
+                     resolution=f"grid-valued: +-{fmt(step, 2)} decade (mean over seeds)", reference=0.0,
+                     lr_spread=statistics.fmean(raw) if raw else None, step=step, budget=_budget_text(budget), grid_edges=edges)
+
+
+def _depth_grid_edge(data: dict, activation: str, depth: Any, init: str, selected: float) -> str | None:
+    """Where ``init``'s selected lr factor sits on the depth study's grid: 'lowest' / 'highest' factor tried, else None
+    (the study's ``grid_edge`` column where it writes one decides alone)."""
+    tried = [r for r in data.get("depth_budgets", []) if r["activation"] == activation and r["depth"] == depth and r["init"] == init]
+    factors = sorted({r["c"] for r in tried})
+    if len(factors) < 2 or selected not in (factors[0], factors[-1]):
+        return None
+    return "lowest" if selected == factors[0] else "highest"
 
 
 def depth_trainable(data: dict, spec: dict) -> Claim:
-    """Deepest MLP of one activation: spectral's train loss after the budget minus the comparator's, per seed."""
-    rows = _only(data["depth_runs"], activation=spec["activation"])
+    """MLPs of ``spec['depth']`` hidden layers (default: the deepest trained) of one activation: spectral's train loss after
+    the budget minus the comparator's, per seed, each init at its lr factor chosen on val. A selection on the edge of the
+    lr-factor grid is named in the row with the best train loss at any lr tried ("at every lr tried, ...")."""
+    source = data["depth_runs"] if spec.get("budget") is None else [r for r in data.get("depth_budgets", []) if r.get("epochs") == spec["budget"]]
+    rows = _only(source, activation=spec["activation"])
     rows = [r for r in rows if r.get("lr") is None or r.get("best_lr") is None or r["lr"] == r["best_lr"]]
-    depth = max((r["depth"] for r in rows), default=None)
+    depth = spec.get("depth", max((r["depth"] for r in rows), default=None))
     comparator = spec["comparator"]
     deepest = _only(rows, depth=depth)
     values = [loss["spectral"] - loss[comparator] for loss in _by_seed(deepest, "init", "train_loss").values() if {"spectral", comparator} <= set(loss)]
-    return empirical(f"depth_trainable_{spec['activation']}", spec, values, reference=0.0, depth=depth,
-                     spectral_loss=mean_std(r["train_loss"] for r in _only(deepest, init="spectral"))[0],
-                     comparator_loss=mean_std(r["train_loss"] for r in _only(deepest, init=comparator))[0])
+    notes = []
+    for init in ("spectral", comparator):
+        chosen = _only(deepest, init=init)
+        flagged = any(_truthy(r.get("grid_edge")) for r in chosen)
+        edge = _depth_grid_edge(data, spec["activation"], depth, init, chosen[0]["c"]) if chosen and "c" in chosen[0] else None
+        if flagged or edge:
+            tried = [r["train_loss"] for r in data.get("depth_budgets", [])
+                     if (r["activation"], r["depth"], r["init"]) == (spec["activation"], depth, init)]
+            notes.append(f"{init}'s lr sits on the grid edge ({edge or 'flagged'} factor tried): at every lr tried its train loss "
+                         f"stays >= {fmt(min(finite(tried), default=None))} nats")
+    epochs = max((r.get("epochs") for r in deepest if r.get("epochs") is not None), default=None)
+    steps = max((r.get("steps") for r in deepest if r.get("steps") is not None), default=None)
+    claim = empirical(f"depth_trainable_{spec['activation']}_{depth}", spec, values, reference=0.0, depth=depth,
+                      budget=f"{fmt(epochs)} epochs ({fmt(steps)} steps)" if epochs else "the study's budget",
+                      spectral_loss=mean_std(r["train_loss"] for r in _only(deepest, init="spectral"))[0],
+                      comparator_loss=mean_std(r["train_loss"] for r in _only(deepest, init=comparator))[0])
+    return replace(claim, note="; ".join(filter(None, [claim.note, *notes])) or None)
 
 
 CLAIMS: dict[str, Callable[[dict, dict], Claim]] = {
@@ -500,7 +620,7 @@ CLAIMS: dict[str, Callable[[dict, dict], Claim]] = {
 }
 
 
-# ---------------------------------------------------------------- the protocol: comparators, alternatives, Holm
+# ---------------------------------------------------------------- the protocol: sub-rows, rules, alternatives, Holm
 
 
 def resolve(spec: dict[str, Any], protocol: dict[str, Any], activation: str | None) -> dict[str, Any]:
@@ -511,62 +631,169 @@ def resolve(spec: dict[str, Any], protocol: dict[str, Any], activation: str | No
     return spec | {"comparator": protocol["comparators"][spec.get("activation", activation)]}
 
 
-def scaled_region(spec: dict[str, Any], factor: float, reference: float) -> dict[str, Any] | None:
-    """The spec with its margin (distance of each finite region bound from ``reference``) times ``factor``; None without one."""
-    if "rel_tol" in spec:
-        return spec | {"rel_tol": spec["rel_tol"] * factor}
-    bounds = spec["region"]
-    if all(b is None or b == reference for b in bounds):
+def _combine_every(verdicts: Sequence[str]) -> str:
+    """holds when every sub-row holds, fails when any fails, else inconclusive (derivation verdicts count alike)."""
+    decided = [{VERIFIED: HOLDS, CONTRADICTED: FAILS}.get(v, v) for v in verdicts]
+    if FAILS in decided:
+        return FAILS
+    return HOLDS if decided and all(v == HOLDS for v in decided) else INCONCLUSIVE
+
+
+def _p_every(parts: Sequence[Claim], h1: str) -> float:
+    """The row's p-value for its pre-registered direction under the rule 'every': holds needs every sub-row inside
+    (intersection-union test: the largest p_inside), fails needs one outside (Bonferroni over the k sub-rows)."""
+    if h1 == HOLDS:
+        return max(c.p_in for c in parts)
+    return min(1.0, len(parts) * min(c.p_out for c in parts))
+
+
+RULES: dict[str, tuple[Callable[[Sequence[str]], str], Callable[[Sequence[Claim], str], float]]] = {"every": (_combine_every, _p_every)}
+
+
+def sub_label(sub: dict[str, Any]) -> str:
+    """A sub-row's name: its overrides that are not texts or regions (e.g. 'init spectral', 'metric test_acc')."""
+    return ", ".join(f"{k} {fmt(v)}" for k, v in sub.items() if k not in TEXT_KEYS) or "-"
+
+
+def _deciding(parts: Sequence[Claim], verdict: str, h1: str) -> Claim:
+    """The sub-row the row's verdict turns on: a failing one (smallest p_outside), else the weakest for the direction."""
+    if verdict in (FAILS, CONTRADICTED):
+        return min((c for c in parts if c.verdict in (FAILS, CONTRADICTED)), key=lambda c: c.p_out if c.p_out is not None else 0.0)
+    if verdict in (HOLDS, VERIFIED) or h1 == HOLDS:
+        return max(parts, key=lambda c: c.p_in if c.p_in is not None else 0.0)
+    return min(parts, key=lambda c: c.p_out if c.p_out is not None else 1.0)
+
+
+def evaluate(spec: dict[str, Any], protocol: dict[str, Any], data: dict[str, Any], activation: str | None) -> Claim:
+    """One row of ``params.yaml``: its check run on every sub-row (``sub``: a list of overrides, e.g. one per init) and the
+    verdicts combined by its ``rule``; the row carries its id, direction (``h1``), kind and the sub-rows."""
+    subs = spec.get("sub") or [{}]
+    specs = [resolve({k: v for k, v in spec.items() if k != "sub"} | sub, protocol, activation) for sub in subs]
+    parts = [CLAIMS[s["check"]](data, s) for s in specs]
+    h1 = spec.get("h1", HOLDS)
+    combine, p_rule = RULES[spec.get("rule", "every")]
+    verdict = combine([c.verdict for c in parts]) if "sub" in spec else parts[0].verdict
+    deciding = _deciding(parts, verdict, h1)
+    where = specs[parts.index(deciding)]
+    texts = {"claim": render(spec["claim"], where)} if "sub" in spec else {}
+    p = (p_rule(parts, h1) if parts[0].section == EMPIRICAL else None)
+    notes = [_worse_note(c, s) or c.note for c, s in zip(parts, specs, strict=True)]
+    rows = tuple({"label": sub_label(sub), "verdict": c.verdict, "value": c.value, "interval": c.interval, "p_in": c.p_in,
+                  "p_out": c.p_out, "measured": c.measured, "expected": c.expected, "note": note}
+                 for sub, c, note in zip(subs, parts, notes, strict=True)) if "sub" in spec else ()
+    note = "; ".join(f"{r['label']}: {r['note']}" for r in rows if r["note"]) if rows else notes[0]
+    finding = render(spec.get("finding", {}).get(verdict), _values(deciding, where) | {"sub": sub_label(subs[parts.index(deciding)])})
+    return replace(deciding, id=spec["id"], verdict=verdict, p=p, h1=h1 if p is not None else None, kind=spec.get("kind", "claim"),
+                   sub_rows=rows, note=note or None, finding=finding, **texts)
+
+
+def _values(claim: Claim, spec: dict[str, Any]) -> dict[str, Any]:
+    """Template values of a row from its deciding sub-row (the spec's own values win for the row's texts)."""
+    iv = claim.interval or {}
+    return {"value": claim.value, "mean": iv.get("mean", claim.value), "ci_low": iv.get("low"), "ci_high": iv.get("high")} | {
+        k: v for k, v in spec.items() if isinstance(v, (int, float, str))}
+
+
+def _worse_note(claim: Claim, spec: dict[str, Any]) -> str | None:
+    """'non-inferior but significantly worse' for a one-sided margin row that holds while its interval excludes the reference
+    on the worse side."""
+    if claim.section != EMPIRICAL or claim.verdict != HOLDS or claim.reference is None or not claim.interval:
         return None
-    return spec | {"region": [None if b is None else reference + factor * (b - reference) for b in bounds]}
+    low, high = region(spec) if "region" in spec else (-math.inf, math.inf)
+    iv, ref = claim.interval, claim.reference
+    worse = (math.isinf(high) and low < ref and iv["high"] < ref) or (math.isinf(low) and high > ref and iv["low"] > ref)
+    if not worse:
+        return None
+    return f"within the margin, but significantly worse than the comparator: {fmt(iv['mean'])} [{fmt(iv['low'])}, {fmt(iv['high'])}]"
 
 
-def alternatives(spec: dict[str, Any], claim: Claim, protocol: dict[str, Any], data: dict[str, Any],
-                 activation: str | None) -> list[tuple[str, dict[str, Any]]]:
-    """The reasonable alternative protocols of one empirical row, each as (label, spec), computable from the data already
-    collected: the other interval method, margin x0.5 / x2, the other activation family's comparator, the shorter training
-    budgets, a grid of every second value, and each seed left out (when n >= 3)."""
+def scaled_region(spec: dict[str, Any], factor: float, reference: float) -> dict[str, Any] | None:
+    """The spec with its margin (distance of each finite region bound from ``reference``) times ``factor``, its sub-rows' own
+    regions alike; None without any margin."""
+    def scaled(part: dict[str, Any]) -> dict[str, Any] | None:
+        if "rel_tol" in part:
+            return part | {"rel_tol": part["rel_tol"] * factor}
+        bounds = part.get("region")
+        if bounds is None or all(b is None or b == reference for b in bounds):
+            return None
+        return part | {"region": [None if b is None else reference + factor * (b - reference) for b in bounds]}
+
+    subs = [scaled(sub) for sub in spec.get("sub") or []]
+    own = scaled({k: v for k, v in spec.items() if k != "sub"})
+    if own is None and not any(subs):
+        return None
+    return (own or spec) | ({"sub": [new or old for new, old in zip(subs, spec["sub"], strict=True)]} if subs else {})
+
+
+SUBSTANTIVE, POWER = "substantive", "power"
+BUDGET_TABLES = {"depth_trainable": "depth_budgets"}  # where a check's shorter budgets are (default: the lr study's)
+
+
+def alternatives(spec: dict[str, Any], claim: Claim, protocol: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The alternative protocols of one empirical row, each as (label, kind, spec), computable from the data collected.
+    Substantive (a reader could have chosen them): each other measurement of ``measures``, margin x0.5 / x2, the other
+    family's comparator, the other optimizer, every shorter budget, a grid of every second value, the grid-edge
+    selections left out. Power only (same question, less or differently summarised data): the other interval method and
+    each seed left out (n >= 3)."""
     robust = protocol["robustness"]
-    method = spec.get("interval", "t")
-    out = [(f"{robust['interval'][method]} interval", spec | {"interval": robust["interval"][method]})] if method in robust["interval"] else []
+    out: list[tuple[str, str, dict[str, Any]]] = [
+        (f"measure {m}", SUBSTANTIVE, spec | {"measure": m}) for m in spec.get("measures", {}) if m != spec.get("measure")]
     if claim.reference is not None:
-        out += [(f"margin x{fmt(f)}", s) for f in robust["margin_factors"] if (s := scaled_region(spec, f, claim.reference)) is not None]
-    if "comparator" in spec:
-        alt = robust["comparators"][spec.get("activation", activation)]
-        out.append((f"comparator {alt}", spec | {"comparator": alt}))
+        out += [(f"margin x{fmt(f)}", SUBSTANTIVE, s) for f in robust["margin_factors"] if (s := scaled_region(spec, f, claim.reference)) is not None]
+    if spec.get("comparator") == "by_activation":
+        out.append(("the other family's comparator", SUBSTANTIVE,
+                    spec | {"sub": [sub | {"comparator": robust["comparators"][sub.get("activation", spec.get("activation"))]}
+                                    for sub in spec.get("sub") or [{}]]}))
+    if "optim" in spec and spec["check"] in robust["optimizer_checks"]:
+        out.append((f"optimizer {robust['optimizers'][spec['optim']]}", SUBSTANTIVE, spec | {"optim": robust["optimizers"][spec["optim"]]}))
     if spec["check"] in robust["budget_checks"]:
-        out += [(f"budget {fmt(b)} epochs", spec | {"budget": b}) for b in budgets(data.get("lr_budgets", []))[:-1]]
+        table = data.get(BUDGET_TABLES.get(spec["check"], "lr_budgets"), [])
+        out += [(f"budget {fmt(b)} epochs", SUBSTANTIVE, spec | {"budget": b}) for b in budgets(table)[:-1]]
     if spec["check"] in robust["grid_checks"]:
-        out.append(("every 2nd grid value", spec | {"grid_every": 2}))
-    if claim.interval and claim.interval["method"] in ("t", "bootstrap") and claim.interval["n"] >= 3:
-        out += [(f"seed #{i + 1} left out", spec | {"drop_seed": i}) for i in range(claim.interval["n"])]
+        out.append(("every 2nd grid value", SUBSTANTIVE, spec | {"grid_every": 2}))
+    if spec["check"] in robust["grid_edge_checks"] and any(_truthy(r.get("grid_edge")) for r in data.get("lr_runs", [])):
+        out.append(("grid-edge selections left out", SUBSTANTIVE, spec | {"drop_grid_edge": True}))
+    method = spec.get("interval", "t")
+    if method in robust["interval"]:
+        out.append((f"{robust['interval'][method]} interval", POWER, spec | {"interval": robust["interval"][method]}))
+    n = max([r["interval"]["n"] for r in claim.sub_rows if r["interval"]] or [claim.interval["n"] if claim.interval else 0])
+    if claim.interval and claim.interval["method"] in ("t", "bootstrap") and n >= 3:
+        out += [(f"seed #{i + 1} left out", POWER, spec | {"drop_seed": i}) for i in range(n)]
     return out
 
 
 def robustness(claim: Claim, recomputed: Sequence[tuple[str, Claim]]) -> str:
     """``robust (k alternatives)`` when every alternative gives the same raw verdict, else the choices that flip it."""
     flips = [f"{label} -> {c.verdict}" for label, c in recomputed if c.verdict != claim.verdict]
-    seeds_flip = [f for f in flips if "left out" in f]
-    named = [f for f in flips if "left out" not in f] + ([f"{len(seeds_flip)} of the seeds left out -> "
+    seeds_flip = [f for f in flips if "left out" in f and f.startswith("seed")]
+    named = [f for f in flips if f not in seeds_flip] + ([f"{len(seeds_flip)} of the seeds left out -> "
                                                           f"{', '.join(sorted({f.split('-> ')[1] for f in seeds_flip}))}"] if seeds_flip else [])
-    labels = {label.split(" #")[0] if "left out" in label else label for label, _ in recomputed}
+    labels = {label.split(" #")[0] if label.startswith("seed") else label for label, _ in recomputed}
+    if not labels:
+        return "-"
     return f"robust ({len(labels)} alternative{'s' if len(labels) != 1 else ''})" if not flips else "flips: " + "; ".join(named)
 
 
 def build(data: dict[str, Any], protocol: dict[str, Any], activation: str | None = None) -> list[Claim]:
-    """One claim per spec of ``protocol['claims']`` (``check`` names its function in :data:`CLAIMS`), in params order;
-    empirical ones with their Holm-adjusted verdict over the whole empirical family and their robustness column."""
+    """One row per spec of ``protocol['claims']`` (``check`` names its function in :data:`CLAIMS`; ``id`` is distinct), in
+    params order; empirical ones with their Holm-adjusted verdict (the pre-registered direction ``h1`` at family-wise 5%
+    over the empirical rows) and their robustness columns (substantive alternatives apart from power-only ones)."""
+    ids = [spec["id"] for spec in protocol["claims"]]
+    if (duplicates := sorted({i for i in ids if ids.count(i) > 1})):
+        raise ValueError(f"report.claims: every id must be distinct, repeated: {duplicates}")
+    data = {"lr_activation": activation} | data
     rows = []
-    for raw in protocol["claims"]:
-        spec = resolve(raw, protocol, activation)
-        claim = CLAIMS[spec["check"]](data, spec)
+    for spec in protocol["claims"]:
+        claim = evaluate(spec, protocol, data, activation)
         if claim.section == EMPIRICAL:
-            recomputed = [(label, CLAIMS[spec["check"]](data, resolve(alt, protocol, activation)))
-                          for label, alt in alternatives(spec, claim, protocol, data, activation)]
-            claim = replace(claim, robustness=robustness(claim, recomputed))
+            recomputed = [(label, kind, evaluate(alt, protocol, data, activation)) for label, kind, alt in alternatives(spec, claim, protocol, data)]
+            claim = replace(claim, robustness=robustness(claim, [(lb, c) for lb, k, c in recomputed if k == SUBSTANTIVE]),
+                            power=robustness(claim, [(lb, c) for lb, k, c in recomputed if k == POWER]))
         rows.append(claim)
     empirical_rows = [i for i, c in enumerate(rows) if c.section == EMPIRICAL]
     adjusted = holm([rows[i].p for i in empirical_rows])
     for i, p in zip(empirical_rows, adjusted, strict=True):
-        rows[i] = replace(rows[i], p_adjusted=p, adjusted=rows[i].verdict if p <= ALPHA else INCONCLUSIVE)
+        adjusted = rows[i].h1 if p <= ALPHA else INCONCLUSIVE
+        finding = rows[i].finding if adjusted == rows[i].verdict else None  # a finding states only a Holm-covered verdict
+        rows[i] = replace(rows[i], p_adjusted=p, adjusted=adjusted, finding=finding)
     return rows

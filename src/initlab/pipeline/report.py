@@ -12,6 +12,10 @@ of this machine), so a rerun reproduces it byte for byte; stage wall times go to
 ``reports/timings.md``.
 """
 
+import hashlib
+import json
+import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,13 +34,13 @@ def load_inputs(results: Path) -> dict[str, Any]:
             "deep_linear": ("deep_linear", "norms.csv"), "dead_relu": ("variance_flow", "dead_relu.csv"),
             "lr_stability": ("lr_stability", "runs.csv"), "edge_of_stability": ("edge_of_stability", "trace.csv")}
     study = {"lr_runs": "lr/runs.csv", "lr_at_init": "lr/at_init.csv", "theorem2": "lr/theorem2.csv", "depth_runs": "depth/runs.csv",
-             "depth_at_init": "depth/at_init.csv", "lr_fairness": "lr_fairness.csv"}
+             "depth_at_init": "depth/at_init.csv", "depth_budgets": "depth/budgets.csv", "lr_fairness": "lr_fairness.csv"}
     budgets = results / "study" / "lr" / "budgets.csv"
     canyon = canyon_runs(results)
     return ({key: tables.load_demo_csv(results, *where) for key, where in demo.items()}
-            | {key: read_csv(results / "study" / name) for key, name in study.items()}
+            | {key: read_csv(results / "study" / name) if (results / "study" / name).exists() else [] for key, name in study.items()}
             | {"lr_budgets": read_csv(budgets) if budgets.exists() else [], "elbow": tables.load_demo_json(results, "elbow", "summary.json"),
-               "canyon": canyon[0], "canyon_runs": canyon})
+               "canyon": canyon[0], "canyon_runs": canyon, "canyon_draws": canyon_draws(results)})
 
 
 def canyon_runs(results: Path) -> list[dict[str, Any]]:
@@ -46,30 +50,109 @@ def canyon_runs(results: Path) -> list[dict[str, Any]]:
     return [read_json(p) for p in runs] if runs else [read_json(single)]
 
 
+def canyon_draws(results: Path) -> list[dict[str, Any]]:
+    """The canyon demo's races from random starts (``draws.csv``); none where the demo wrote no draws."""
+    path = tables.demo_file(results, "canyon", "draws.csv")
+    return read_csv(path) if path.exists() else []
+
+
 def lr_study_activation(data: str) -> str:
     """The activation of the lr study's model (``conf/experiment/pipeline.yaml``): it picks the pre-registered comparator."""
     return str(compose_config([f"data={data}", f"experiment={EXPERIMENT}"]).model.activation)
 
 
-SECTIONS = {EMPIRICAL: (claims.HOLDS, claims.FAILS, claims.INCONCLUSIVE), DERIVATION: (claims.VERIFIED, claims.CONTRADICTED)}
+TALLY = (claims.HOLDS, claims.FAILS, claims.INCONCLUSIVE, claims.TYPO)
+SOURCES = ("paper", "book", "lecture notes")
+EXECUTION_KEYS = frozenset({"device", "workers", "threads"})  # where and how fast a stage runs, never what it finds
+CHANGELOG = Path(__file__).resolve().parents[3] / "docs" / "methods.md"
 
 
-def counts(claim_list: Sequence[Claim], section: str, field: str = "verdict") -> dict[str, int]:
-    """How many of the paper's claims (own questions excluded) of ``section`` got each verdict (``field``: verdict or adjusted)."""
-    got = Counter(getattr(c, field) for c in claim_list if c.section == section and not c.own)
-    return {v: got.get(v, 0) for v in SECTIONS[section]}
+# ---------------------------------------------------------------- the protocol: hash and changelog
+
+
+def protocol_hash(params: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of every ``params.yaml`` section except the execution ones
+    (:data:`EXECUTION_KEYS`): the data, seeds, inits, studies, demos and the report's claims all decide verdicts."""
+    protocol = {k: v for k, v in params.items() if k not in EXECUTION_KEYS}
+    return hashlib.sha256(json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()).hexdigest()
+
+
+def changelog(text: str) -> list[dict[str, str]]:
+    """The rows of the 'Protocol changelog' table of ``docs/methods.md``: version, change, seeds, hash, commit."""
+    section = text.split("## Protocol changelog", 1)[1] if "## Protocol changelog" in text else ""
+    lines = [line for line in section.split("\n## ", 1)[0].splitlines() if line.startswith("|")][2:]
+    keys = ("version", "change", "seeds", "hash", "commit")
+    return [dict(zip(keys, (c.strip().strip("`") for c in line.strip().strip("|").split("|")), strict=True)) for line in lines]
+
+
+def _seeds(text: str) -> set[int]:
+    return {int(s) for s in re.findall(r"\d+", text)}
+
+
+def protocol_status(params: dict[str, Any], log: Sequence[dict[str, str]], data_seeds: Sequence[int] | None = None) -> dict[str, Any]:
+    """The current protocol's hash, its changelog row (None when params.yaml matches no version), the seeds the versions
+    were designed on, the seeds the results hold (``data_seeds``; params' when not given), and whether they are
+    confirmatory: a logged version frozen in a commit, results of exactly params' seeds, disjoint from every design seed."""
+    digest = protocol_hash(params)
+    row = next((r for r in log if r["hash"] == digest), None)
+    designed = set().union(*(_seeds(r["seeds"]) for r in log)) if log else set()
+    seeds = sorted(params["seeds"] if data_seeds is None else data_seeds)
+    frozen = row is not None and row["commit"] not in ("", "-", "pending")
+    return {"hash": digest, "row": row, "designed_on": sorted(designed), "seeds": seeds,
+            "confirmatory": frozen and seeds == sorted(params["seeds"]) and not designed & set(seeds)}
+
+
+def protocol_line(status: dict[str, Any]) -> str:
+    row, short, seeds = status["row"], status["hash"][:16], status["seeds"]
+    designed = ", ".join(map(str, status["designed_on"])) or "none"
+    commit = row and row["commit"] not in ("", "-", "pending") and f"frozen in commit `{row['commit']}`"
+    frozen = (f"protocol {row['version']} (sha256 `{short}`, {commit or 'not yet frozen in a commit'})" if row
+              else f"a protocol that no version of the changelog logs (sha256 `{short}`)")
+    kind = ("**confirmatory**: seeds never used while designing the protocol" if status["confirmatory"]
+            else "**exploratory**: not the frozen protocol on fresh seeds")
+    return (f"This report runs {frozen} on seeds {', '.join(map(str, seeds))}, {kind}. Seeds {designed} were exploratory: "
+            "every protocol version was designed on them (docs/methods.md, Protocol changelog).")
+
+
+# ---------------------------------------------------------------- tallies
+
+
+def distinct_claims(claim_list: Sequence[Claim]) -> dict[tuple[str, str], list[Claim]]:
+    """The sources' distinct claims: rows quoting the same passage of the same source are parts of one claim."""
+    groups: dict[tuple[str, str], list[Claim]] = {}
+    for c in claim_list:
+        if not c.own:
+            groups.setdefault((c.source_kind, c.quote), []).append(c)
+    return groups
+
+
+def claim_verdict(parts: Sequence[Claim]) -> str:
+    """One distinct claim's verdict from its rows' decided verdicts: a typo stays a typo, else the rule 'every'."""
+    decided = [c.decided for c in parts]
+    return claims.TYPO if all(d == claims.TYPO for d in decided) else claims.RULES["every"][0]([d for d in decided if d != claims.TYPO])
+
+
+def tally(claim_list: Sequence[Claim]) -> dict[str, dict[str, int]]:
+    """Per source: how many distinct claims hold, fail, are inconclusive or are typos (each claim counted once)."""
+    out = {source: dict.fromkeys(TALLY, 0) for source in SOURCES}
+    for (source, _), parts in distinct_claims(claim_list).items():
+        out[source][claim_verdict(parts)] += 1
+    return out
 
 
 def metrics(claim_list: Sequence[Claim]) -> dict[str, Any]:
-    """Headline numbers for ``dvc metrics show``: the paper's tally (empirical raw and Holm-adjusted, derivations) and how many
-    of our own questions the report adds."""
-    adjusted = {f"holm_{k}": v for k, v in counts(claim_list, EMPIRICAL, "adjusted").items()}
-    return (counts(claim_list, EMPIRICAL) | adjusted | counts(claim_list, DERIVATION)
-            | {"own_questions": sum(c.own for c in claim_list)})
+    """Headline numbers for ``dvc metrics show`` (one row that fits a terminal): the paper's distinct claims by verdict
+    (Holm-adjusted for empirical rows), the book's and the notes' claims and how many hold, the own questions; the full
+    per-source tally is in ``claims.json``."""
+    counted = tally(claim_list)
+    paper = {f"paper_{verdict}": n for verdict, n in counted["paper"].items()}
+    others = {f"{name}_{key}": value for name, source in (("book", "book"), ("notes", "lecture notes"))
+              for key, value in (("claims", sum(counted[source].values())), ("holds", counted[source][claims.HOLDS]))}
+    return paper | others | {"own_questions": sum(c.own for c in claim_list)}
 
 
 def numbered(claim_list: Sequence[Claim]) -> dict[str, str]:
-    """Row labels as the report prints them: E1.. (the paper's empirical claims), D1.. (its derivations), Q1.. (our own questions)."""
+    """Row labels as the report prints them: E1.. (the sources' empirical rows), D1.. (their derivations), Q1.. (our own)."""
     labels, next_number = {}, Counter()
     for c in sorted(claim_list, key=lambda c: (c.own, c.section != EMPIRICAL)):  # the order the sections print them
         prefix = "Q" if c.own else ("E" if c.section == EMPIRICAL else "D")
@@ -78,57 +161,127 @@ def numbered(claim_list: Sequence[Claim]) -> dict[str, str]:
     return labels
 
 
+# ---------------------------------------------------------------- cells
+
+
 def _cell(text: Any) -> str:
     return str(text if text is not None else "-").replace("|", "\\|").replace("\n", " ")
 
 
-def _interval(c: Claim) -> str:
-    iv = c.interval
+def _end(value: float) -> str:
+    return fmt(value) if math.isfinite(value) else "unbounded"
+
+
+def _interval_text(iv: dict[str, Any] | None, with_n: bool = False) -> str:
+    """mean [low, high] (method; resolution), 'no data' without values; an infinite end reads 'unbounded'."""
+    if not iv or not iv["n"]:
+        return "no data"
+    if iv["n"] == 1 and iv["method"] in ("t", "bootstrap"):
+        return f"{fmt(iv['mean'])} (one value: no interval)"
     extra = f"; {iv['resolution']}" if iv.get("resolution") else ""
-    return f"{fmt(iv['mean'])} [{fmt(iv['low'])}, {fmt(iv['high'])}] ({iv['method']}{extra})"
+    n = f", n = {iv['n']}" if with_n else ""
+    return f"{fmt(iv['mean'])} [{_end(iv['low'])}, {_end(iv['high'])}] ({iv['method']}{extra}{n})"
 
 
-def _source(c: Claim) -> str:
-    return f"{c.source}: \"{c.quote}\""
+def _detectable(mdd: float | None) -> str:
+    """The smallest detectable difference; 'n/a' where too few values leave it undefined."""
+    return fmt(mdd, 2) if mdd is not None and math.isfinite(mdd) else "n/a"
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else (f"{fmt(p, 2)}" if p > 1e-300 else "< 1e-300")
 
 
 def _holm(c: Claim) -> str:
-    return f"{c.adjusted} (p = {fmt(c.p_adjusted, 2)})"
+    return f"{c.adjusted} (H1 {c.h1}; p = {_p(c.p_adjusted)})"
 
 
-def empirical_table(rows: Sequence[Claim], labels: dict[str, str], with_source: bool = True) -> list[str]:
-    head = ["#", "claim", *(["source"] if with_source else []), "quantity (one value per seed)", "n", "mean [95% CI]", "region",
-            "verdict", "Holm-adjusted", "detectable at n", "robustness", "correction"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for c in rows:
-        cells = [labels[c.id], _cell(c.claim), *([_cell(_source(c))] if with_source else []), _cell(c.measured), str(c.interval["n"]),
-                 _cell(_interval(c)), _cell(c.expected), f"**{c.verdict}**", _holm(c), fmt(c.mdd, 2), _cell(c.robustness),
-                 _cell(c.correction)]
-        lines.append("| " + " | ".join(cells) + " |")
+def _number(c: Claim) -> str:
+    """The number a row turns on: its deciding interval (empirical) or its computed value beside the closed form."""
+    if c.section == EMPIRICAL:
+        return _interval_text(c.interval, with_n=True)
+    return f"{fmt(c.value)}" + (f" (closed form {fmt(c.reference)})" if c.reference is not None else "")
+
+
+# ---------------------------------------------------------------- tables
+
+
+def tally_lines(claim_list: Sequence[Claim]) -> list[str]:
+    lines = ["| source | distinct claims | hold | fail | inconclusive | typo (corrected) |", "|---|---|---|---|---|---|"]
+    for source, row in tally(claim_list).items():
+        lines.append(f"| {source} | {sum(row.values())} | " + " | ".join(str(row[v]) for v in TALLY) + " |")
     return lines
 
 
-def derivation_table(rows: Sequence[Claim], labels: dict[str, str], with_source: bool = True) -> list[str]:
-    head = ["#", "statement", *(["source"] if with_source else []), "computed", "closed form / expected", "verdict", "correction"]
+def summary_lines(claim_list: Sequence[Claim], labels: dict[str, str]) -> list[str]:
+    """One line per distinct claim (then per own question): claim, source, verdict, the number it turns on, its rows."""
+    lines = ["| # | claim | source | verdict | the number it turns on | rows |", "|---|---|---|---|---|---|"]
+    groups = list(distinct_claims(claim_list).values()) + [[c] for c in sorted((c for c in claim_list if c.own), key=lambda c: int(labels[c.id][1:]))]
+    for i, parts in enumerate(groups, 1):
+        first, verdict = parts[0], claim_verdict(parts) if not parts[0].own else parts[0].decided
+        deciding = next((c for c in parts if c.decided == verdict), first)
+        label = f"C{i}" if not first.own else labels[first.id]
+        numbers = "; ".join(f"{labels[c.id]}: {_number(c)}" for c in parts) if len(parts) > 1 else _number(deciding)
+        lines.append(f"| {label} | {_cell(deciding.claim)} | {_cell(first.source or 'ours')} | **{verdict}** | {_cell(numbers)} | "
+                     f"{', '.join(labels[c.id] for c in parts)} |")
+    return lines
+
+
+def quote_lines(claim_list: Sequence[Claim]) -> list[str]:
+    """Each distinct claim's source passage, verbatim in a code span (no markdown or table escaping can alter it)."""
+    return [f"- C{i}, {parts[0].source}: `{parts[0].quote}`" for i, parts in enumerate(distinct_claims(claim_list).values(), 1)]
+
+
+def findings(claim_list: Sequence[Claim], labels: dict[str, str]) -> list[str]:
+    """The practical findings in plain words: each row's ``finding`` for its verdict, and every row that is non-inferior
+    but significantly worse."""
+    out = [f"- {c.finding}" for c in claim_list if c.finding]
+    out += [f"- {labels[c.id]} ({c.claim}): {c.note}." for c in claim_list if c.note and "significantly worse" in c.note]
+    return out or ["- (none: no row's verdict carries a finding)"]
+
+
+def empirical_table(rows: Sequence[Claim], labels: dict[str, str]) -> list[str]:
+    head = ["#", "claim", "quantity (one value per seed)", "mean [95% CI] (n)", "region", "H1", "verdict", "Holm-adjusted",
+            "detectable at n", "robustness (what a reader could choose)", "power only", "note / correction"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return lines + ["| " + " | ".join([labels[c.id], _cell(c.claim), *([_cell(_source(c))] if with_source else []), _cell(c.measured),
-                                        _cell(c.expected), f"**{c.verdict}**", _cell(c.correction)]) + " |" for c in rows]
+    for c in rows:
+        lines.append("| " + " | ".join([labels[c.id], _cell(c.claim), _cell(c.measured), _cell(_interval_text(c.interval, True)),
+                                         _cell(c.expected), str(c.h1), f"**{c.verdict}**", _holm(c), _detectable(c.mdd), _cell(c.robustness),
+                                         _cell(c.power), _cell("; ".join(filter(None, [c.note, c.correction])) or None)]) + " |")
+        for k, sub in enumerate(c.sub_rows):
+            lines.append("| " + " | ".join([f"{labels[c.id]}.{k + 1}", _cell(sub["label"]), _cell(sub["measured"]),
+                                             _cell(_interval_text(sub["interval"], True)), _cell(sub["expected"]), "", sub["verdict"],
+                                             "", "", "", "", _cell(sub["note"])]) + " |")
+    return lines
+
+
+def derivation_table(rows: Sequence[Claim], labels: dict[str, str]) -> list[str]:
+    head = ["#", "statement", "source", "computed", "closed form / expected", "verdict", "correction"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join([labels[c.id], _cell(c.claim), _cell(c.source or "ours"), _cell(c.measured), _cell(c.expected),
+                                        f"**{c.verdict}**", _cell(c.correction)]) + " |" for c in rows]
 
 
 def protocol_lines(claim_list: Sequence[Claim], specs: Sequence[dict], labels: dict[str, str], protocol: dict, activation: str) -> list[str]:
     """Comparators, robustness alternatives and every region's reason, as fixed in ``params.yaml`` before the data."""
     robust = protocol["robustness"]
     comparators = ", ".join(f"{a}: {i}" for a, i in protocol["comparators"].items())
-    lines = [f"Comparators, paired by seed with spectral and fixed per activation: {comparators} (the lr study's model is {activation}). "
-             "Every lr is chosen on val (mean val loss over seeds, or per seed where a row says so); test is read once, at the end.",
-             f"Robustness alternatives: the other interval method ({', '.join(f'{a} -> {b}' for a, b in robust['interval'].items())}), "
-             f"margin x{' / x'.join(map(fmt, robust['margin_factors']))} (rows with a margin), the other family's comparator "
-             f"({', '.join(f'{a}: {i}' for a, i in robust['comparators'].items())}), every shorter budget, every second grid value "
-             "(grid-valued rows), and each seed left out (n >= 3).", "",
-             "| # | region | why this margin |", "|---|---|---|"]
+    lines = [f"Comparators, paired by seed with spectral and fixed per activation: {comparators} (the lr study's default model is "
+             f"{activation}). Every lr is chosen on val (mean val loss over seeds, or per seed where a row says so); test is evaluated "
+             "at every budget, never used to select.",
+             f"Robustness (what a reader could have chosen): each other measurement a row names, margin "
+             f"x{' / x'.join(map(fmt, robust['margin_factors']))} (rows with a margin), the other family's comparator "
+             f"({', '.join(f'{a}: {i}' for a, i in robust['comparators'].items())}), the other optimizer "
+             f"({', '.join(f'{a} -> {b}' for a, b in robust['optimizers'].items())}; rows {', '.join(robust['optimizer_checks'])}), "
+             "every shorter budget, every second grid value (grid-valued rows), the selections the lr study flags on a grid edge left "
+             f"out. Power only, reported apart: the other interval method ({', '.join(f'{a} -> {b}' for a, b in robust['interval'].items())}) "
+             "and each seed left out (n >= 3).", "",
+             "| # | region (deciding sub-row) | why this margin | measurements (why the primary) |", "|---|---|---|---|"]
     for c, spec in zip(claim_list, specs, strict=True):
         if c.section == EMPIRICAL:
-            lines.append(f"| {labels[c.id]} | {_cell(c.expected)} | {_cell(spec.get('why'))} |")
+            measures = "; ".join(f"{'**' + m + '** (primary)' if m == spec.get('measure') else m}: {why}"
+                                 for m, why in spec.get("measures", {}).items())
+            lines.append(f"| {labels[c.id]} | {_cell(c.expected)} | {_cell(spec.get('why'))} | {_cell(measures or None)} |")
     return lines
 
 
@@ -148,53 +301,67 @@ def budget_lines(params: dict[str, Any]) -> list[str]:
 
 
 def fairness_table(fairness: Sequence[Row]) -> list[str]:
-    """Test loss and accuracy per init, optimizer and lr setting, at the longest budget when the table has budgets."""
+    """Test loss and accuracy per activation (when the lr study has several), init, optimizer and lr setting, at the longest
+    budget when the table has budgets."""
     rows, _ = claims.training_rows({"lr_runs": fairness}, {})
-    lines = ["| init | optimizer | setting | lr | n | test loss [95% CI] | test acc [95% CI] |", "|---|---|---|---|---|---|---|"]
-    return lines + [f"| {r['init']} | {r['optim']} | {r['setting']} | {fmt(r['lr'])} | {r['n']} | {fmt(r['test_loss_mean'])} "
-                    f"[{fmt(r['test_loss_low'])}, {fmt(r['test_loss_high'])}] | {fmt(r['test_acc_mean'], 4)} "
-                    f"[{fmt(r['test_acc_low'], 4)}, {fmt(r['test_acc_high'], 4)}] |"
-                    for r in sorted(rows, key=lambda r: (r["optim"], r["setting"], r["init"]))]
+    lines = ["| activation | init | optimizer | setting | lr | n | test loss [95% CI] | test acc [95% CI] |", "|---|---|---|---|---|---|---|---|"]
+    return lines + [f"| {r.get('activation') or '-'} | {r['init']} | {r['optim']} | {r['setting']} | {fmt(r['lr'])} | {r['n']} | "
+                    f"{_metric(r, 'test_loss', 3)} | {_metric(r, 'test_acc', 3)} |"
+                    for r in sorted(rows, key=lambda r: (str(r.get("activation")), r["optim"], r["setting"], r["init"]))]
+
+
+def _metric(row: Row, name: str, digits: int) -> str:
+    """mean [low, high] of a fairness-table metric; 'no finished run' for n = 0 (no interval beside it)."""
+    if not row.get("n"):
+        return "no finished run"
+    return f"{fmt(row[f'{name}_mean'], digits)} [{_end(row[f'{name}_low'])}, {_end(row[f'{name}_high'])}]"
 
 
 def render_markdown(claim_list: Sequence[Claim], fairness: Sequence[Row], figures: Sequence[dict], params: dict[str, Any],
-                    curvature_samples: Sequence[int], activation: str) -> str:
+                    curvature_samples: Sequence[int], activation: str, status: dict[str, Any] | None = None) -> str:
     protocol = params["report"]
+    status = status or protocol_status(params, [])
     labels = numbered(claim_list)
-    emp, holm_counts, der = counts(claim_list, EMPIRICAL), counts(claim_list, EMPIRICAL, "adjusted"), counts(claim_list, DERIVATION)
     paper_emp = [c for c in claim_list if c.section == EMPIRICAL and not c.own]
     paper_der = [c for c in claim_list if c.section == DERIVATION and not c.own]
     own = [c for c in claim_list if c.own]
     family = sum(c.section == EMPIRICAL for c in claim_list)
     lines = [
-        "# Claims of \"Revisiting Initialization of Neural Networks\" (Skorski), checked", "",
-        f"Data `{params['data']}`, seeds {', '.join(map(str, params['seeds']))} (n = {len(params['seeds'])} per seed-level claim), "
-        f"model `conf/experiment/pipeline.yaml` ({activation}); produced by `dvc repro` from `results/` and `params.yaml`. "
-        f"lambda_max(H_0) of the lr study on {', '.join(map(str, curvature_samples))} training samples (dataset-level mean-loss Hessian).", "",
-        f"**The paper's claims, each quoted from its source: {sum(emp.values())} empirical — {emp[claims.HOLDS]} hold, "
-        f"{emp[claims.FAILS]} fail, {emp[claims.INCONCLUSIVE]} inconclusive (Holm-adjusted: {holm_counts[claims.HOLDS]} hold, "
-        f"{holm_counts[claims.FAILS]} fail, {holm_counts[claims.INCONCLUSIVE]} inconclusive); {sum(der.values())} derivations — "
-        f"{der[claims.VERIFIED]} verified, {der[claims.CONTRADICTED]} contradicted.** Our own questions (no source makes these "
-        f"claims; outside the tally): {len(own)}.", "",
-        "## Empirical claims", "",
-        "Each quantity has one value per seed (per draw where a row says so); the verdict compares its 95% interval (t = Student t "
-        "over seeds, bootstrap = percentile bootstrap over seeds, DKW = Dvoretzky-Kiefer-Wolfowitz bound over samples) with the "
-        "region fixed in `params.yaml`: holds inside, fails outside, inconclusive when it straddles a boundary. A grid-valued "
-        "quantity carries its resolution and its interval spans it. *Holm-adjusted*: the verdict with the family-wise error "
-        f"controlled at 5% over all {family} empirical rows of this report (own questions included); p is the adjusted p-value "
-        "of the verdict's decision (interval inversion). *Detectable at n*: the distance between the mean and a region bound "
-        "that this many seeds show with 80% power (noncentral t, the observed std; never finer than a grid's resolution). *Robustness*: the verdict recomputed under "
-        "alternative protocols (see Protocol); `robust` when all agree, else the choices that flip it.", "",
+        "# Claims of \"Revisiting Initialization of Neural Networks\" (Skorski), the book's ch. 8 and the lecture notes, checked", "",
+        protocol_line(status), "",
+        f"Data `{params['data']}`, model `conf/experiment/pipeline.yaml` ({activation}; the lr study also trains ReLU where a row "
+        "says so); produced by `dvc repro` from `results/` and `params.yaml`. lambda_max(H_0) of the lr study on "
+        f"{', '.join(map(str, curvature_samples))} training samples.", "",
+        "## Tally: each distinct claim once, per source", "",
+        "A claim is one passage of its source, whatever number of inits, activations or states it is checked on (those are "
+        "sub-rows; a claim holds when every sub-row and every row quoting the passage holds, fails when one fails). Empirical "
+        "rows count with their Holm-adjusted verdict; a typo is a correction, not a fail; our own questions are outside the tally.", "",
+        *tally_lines(claim_list), "",
+        f"Our own questions (no source makes them): {len(own)}.", "",
+        "## Summary", "",
+        *summary_lines(claim_list, labels), "",
+        "## Practical findings", "",
+        *findings(claim_list, labels), "",
+        "## Sources, quoted verbatim", "",
+        *quote_lines(claim_list), "",
+        "## Empirical rows of the sources", "",
+        "Each quantity has one value per seed (per draw where a row says so); a sub-row holds when its 95% interval (t = Student t, "
+        "bootstrap = percentile bootstrap over seeds, DKW = Dvoretzky-Kiefer-Wolfowitz band over samples) lies in the region "
+        "fixed in `params.yaml` and the test backs it, fails when it lies outside, else inconclusive; where every value is equal "
+        "the p-value is the exact sign-flip test (at least 1/2^n). A grid-valued quantity carries its resolution and its interval "
+        "spans it. *H1*: the direction the row tests, fixed before the confirmatory seeds. *Holm-adjusted*: H1 at family-wise 5% "
+        f"over all {family} empirical rows (own questions included), else inconclusive. *Detectable at n*: the distance between the "
+        "mean and a region bound this many seeds show with 80% power. *Robustness*: the verdict recomputed under the alternatives "
+        "a reader could have chosen; *power only*: the same under another interval method or one seed left out.", "",
         *empirical_table(paper_emp, labels), "",
-        "## Derivations", "",
-        "Deterministic checks (no seed, draw or grid decides them): the computed number beside its closed form; a provable bound "
-        "is verified with its looseness.", "",
+        "## Derivations of the sources", "",
+        "Deterministic checks (no seed, draw or grid decides them): the computed number beside its closed form.", "",
         *derivation_table(paper_der, labels), "",
         "## Our own questions (not claims of the sources)", "",
-        "Questions a reader of the paper asks that no quoted source answers; same protocol, outside the paper's tally "
-        "(their empirical rows are in the Holm family).", "",
-        *empirical_table([c for c in own if c.section == EMPIRICAL], labels, with_source=False), "",
-        *derivation_table([c for c in own if c.section == DERIVATION], labels, with_source=False), "",
+        "Questions a reader of the paper asks that no quoted source answers; same protocol, outside the tally (their empirical "
+        "rows are in the Holm family).", "",
+        *empirical_table([c for c in own if c.section == EMPIRICAL], labels), "",
+        *derivation_table([c for c in own if c.section == DERIVATION], labels), "",
         "## Protocol", "",
         *protocol_lines(claim_list, protocol["claims"], labels, protocol, activation), "",
         "Budgets:", "",
@@ -219,18 +386,27 @@ def render_markdown(claim_list: Sequence[Claim], fairness: Sequence[Row], figure
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out", default="reports", help="report folder (default: reports)")
+    parser.add_argument("--protocol-hash", action="store_true", help="print the protocol hash of params.yaml and exit")
     args = parser.parse_args(argv)
     params = load_params(args.params)
+    if args.protocol_hash:
+        print(protocol_hash(params))
+        return
     out = Path(args.out)
     data = load_inputs(Path(args.results))
+    status = protocol_status(params, changelog(CHANGELOG.read_text()), sorted({int(r["seed"]) for r in data["lr_runs"]}) or None)
     activation = lr_study_activation(params["data"])
     claim_list = claims.build(data, params["report"], activation)
     samples = sorted({r["samples"] for r in data["lr_at_init"]})
     labels = numbered(claim_list)
-    write_json(out / "claims.json", {"claims": [c.to_dict() | {"row": labels[c.id]} for c in claim_list], "lr_fairness": data["lr_fairness"]})
+    write_json(out / "claims.json", {"protocol": {"hash": status["hash"], "version": (status["row"] or {}).get("version"),
+                                                  "commit": (status["row"] or {}).get("commit"), "seeds": status["seeds"],
+                                                  "confirmatory": status["confirmatory"], "exploratory_seeds": status["designed_on"]},
+                                     "tally": tally(claim_list),
+                                     "claims": [c.to_dict() | {"row": labels[c.id]} for c in claim_list], "lr_fairness": data["lr_fairness"]})
     write_json(out / "metrics.json", metrics(claim_list))
     figures = read_json(out / "figures.json")
-    (out / "claims.md").write_text(render_markdown(claim_list, data["lr_fairness"], figures, params, samples, activation) + "\n")
+    (out / "claims.md").write_text(render_markdown(claim_list, data["lr_fairness"], figures, params, samples, activation, status) + "\n")
     for c in claim_list:
         print(f"{labels[c.id]:>4} {c.verdict:>12} {c.adjusted or '':>12}  {c.id}: {fmt(c.value)}  {c.robustness or ''}", flush=True)
 

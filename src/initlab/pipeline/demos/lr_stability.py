@@ -6,9 +6,11 @@ with lr = c / lambda_0 for every c in ``factors``. On the quadratic model GD dec
 for every lr < 2/lambda (1/lambda is the *best* step along the top eigenvector, not the largest
 safe one); a network can go further because its curvature changes as it trains.
 
-Writes ``runs.csv`` (init, factor, lr, loss at steps 0, 1 and the end, max loss, stable) and
-``summary.json`` (per init: lambda_0, the largest stable and the smallest unstable factor).
-A run is *stable* when its final loss is finite and below the initial loss.
+Writes ``runs.csv`` (init, factor, lr, loss at steps 0, 1 and the end, max loss, stable, every step
+decreasing) and ``summary.json`` (per init: lambda_0, the largest stable and the smallest unstable
+factor, the largest factor at which every step lowered the loss). A run is *stable* when its final
+loss is finite and below the initial loss; ``every_step_decrease``: each of its steps lowered the loss
+(the paper's "guarantees a decrease", step by step).
 """
 
 import copy
@@ -40,15 +42,22 @@ def gradient_descent_losses(model: nn.Module, inputs: Tensor, targets: Tensor, l
     return losses
 
 
+def every_step_decreases(losses: list[float]) -> bool:
+    """Each step lowered the loss: the run finished (finite losses) and the losses fall strictly."""
+    return len(losses) > 1 and all(map(math.isfinite, losses)) and all(b < a for a, b in zip(losses, losses[1:], strict=False))
+
+
 def stability_summary(rows: list[dict]) -> dict:
     """Largest stable and smallest unstable factor of one init's sweep (None when there is none)."""
     stable = [r["factor"] for r in rows if r["stable"]]
     unstable = [r["factor"] for r in rows if not r["stable"]]
     decreasing = [r["factor"] for r in rows if r["first_step_decrease"]]
+    monotone = [r["factor"] for r in rows if r["every_step_decrease"]]
     return {
         "max_stable_factor": max(stable) if stable else None,
         "min_unstable_factor": min(unstable) if unstable else None,
         "max_first_step_decrease_factor": max(decreasing) if decreasing else None,
+        "max_every_step_decrease_factor": max(monotone) if monotone else None,
     }
 
 
@@ -71,6 +80,7 @@ def run(settings: dict, context: DemoContext) -> None:
                 "max_loss": max(losses) if all(map(math.isfinite, losses)) else math.inf, "final_over_initial": final / losses[0],
                 "stable": math.isfinite(final) and final < losses[0],
                 "first_step_decrease": len(losses) > 1 and losses[1] < losses[0],
+                "every_step_decrease": every_step_decreases(losses),
             })
         rows += init_rows
         summary[init] = {"lambda_0": lambda_0, **stability_summary(init_rows)}

@@ -5,16 +5,20 @@ and init: per weight layer k the variance of the pre-activations u^(k), of the l
 of the backpropagated gradients dL/dz^(k) (``initlab.analysis.variance_flow``), and the mean
 per-sample ||J^(k)|| (``layer_jacobian_norms``). On square layers with ReLU, Glorot's sigma^2 =
 1/n halves Var(u) per layer and He's 2/n keeps it; the spectral sigma = 1/(2 sqrt n) keeps
-||J|| ~ 1 for tanh but multiplies Var(u) by n sigma^2 = 1/4. Dead ReLUs (units that output 0 on
-every sample) are counted for every init with zero and with 0.1 hidden biases.
+||J|| ~ 1 for tanh but multiplies Var(u) by n sigma^2 = 1/4. For every init with zero and with 0.1
+hidden biases, per ReLU layer: the *inactive* fraction of (unit, sample) pairs whose output is 0 (the
+book's "saturating the ReLU", per sample) and the *dead* fraction of units that output 0 on every
+sample (a stricter reading).
 
 Writes ``layers.csv`` and ``dead_relu.csv``.
 """
 
 import torch
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from initlab.analysis import dead_relu_fraction, layer_jacobian_norms, variance_flow
+from initlab.analysis.segments import flat_children
 from initlab.models import weight_layers
 from initlab.pipeline.common import build_model, load_train_batch, make_initializer, write_csv
 from initlab.pipeline.demos import DemoContext
@@ -39,6 +43,18 @@ def layer_rows(model, inputs, targets, jacobian_samples: int) -> list[dict]:
     return rows
 
 
+def inactive_relu_fraction(model: nn.Module, inputs: Tensor) -> dict[str, float]:
+    """Per ``nn.ReLU`` module (by name): the fraction of (unit, sample) pairs whose output is 0 (eval mode)."""
+    fractions, z = {}, inputs
+    model.eval()
+    with torch.no_grad():
+        for name, child in flat_children(model):
+            z = child(z)
+            if isinstance(child, nn.ReLU):
+                fractions[name] = (z <= 0).double().mean().item()
+    return fractions
+
+
 def run(settings: dict, context: DemoContext) -> None:
     inputs, targets = load_train_batch(context.data_file, settings["num_samples"], settings["seed"], context.device)
     rows, dead = [], []
@@ -54,8 +70,8 @@ def run(settings: dict, context: DemoContext) -> None:
             torch.manual_seed(settings["seed"])
             with torch.device(context.device):
                 model = make_initializer(init, bias=bias)(deep_model(context.data, settings, "relu"))
-            fractions = dead_relu_fraction(model, inputs)
-            dead += [{"init": init, "bias": bias, "layer": k, "name": name, "dead_fraction": fraction}
+            fractions, inactive = dead_relu_fraction(model, inputs), inactive_relu_fraction(model, inputs)
+            dead += [{"init": init, "bias": bias, "layer": k, "name": name, "dead_fraction": fraction, "inactive_fraction": inactive[name]}
                      for k, (name, fraction) in enumerate(fractions.items())]
     write_csv(context.out / "layers.csv", rows)
     write_csv(context.out / "dead_relu.csv", dead)
