@@ -134,8 +134,7 @@ class SeedRuns:
         self.params, self.buffers = torch.func.stack_module_state(list(models))
         self.params = {k: p.detach() for k, p in self.params.items()}
         device = next(iter(self.params.values())).device
-        self.step_fn = STACKED_OPTIMIZERS[optim](self.params, torch.tensor(lrs, dtype=torch.float32, device=device),
-                                                 **optimizer_settings(optim))
+        self.step_fn = STACKED_OPTIMIZERS[optim](self.params, [float(lr) for lr in lrs], **optimizer_settings(optim))
         self.indices = [batches(n_train, settings["batch_size"], seed) for seed in self.seeds]
         self.diverge_factor = settings["diverge_factor"]
         size = len(self.seeds)
@@ -165,7 +164,8 @@ class SeedRuns:
             alive = ~self.diverged
             self.max_loss = torch.where(alive, torch.maximum(self.max_loss, value), self.max_loss)
             self.diverged |= alive & ~(value.isfinite() & (value <= self.diverge_factor * self.first_loss))
-            grads = torch.autograd.grad(losses.sum(), params)
+            # contiguous: vmap's weight gradients come transposed, and the fused kernels read memory in the param's order
+            grads = [g.contiguous() for g in torch.autograd.grad(losses.sum(), params)]
             for p in params:
                 p.requires_grad_(False)
             self.step_fn(grads, ~self.diverged)
@@ -204,43 +204,58 @@ def eval_splits(data: Any, eval_samples: int) -> dict[str, Batch]:
             "test": (data.test.x, data.test.y)}
 
 
-def _per_seed(value: Tensor, like: Tensor) -> Tensor:
-    """A [seeds] vector shaped to broadcast against a stacked parameter [seeds, ...]."""
-    return value.view(-1, *([1] * (like.dim() - 1)))
+def _lr_groups(lrs: Sequence[float], mask: Tensor) -> dict[float, list[int]]:
+    """The live seeds (``mask``) by lr: one fused optimizer call per distinct lr (one call on a grid arm)."""
+    groups: dict[float, list[int]] = {}
+    for s, (lr, live) in enumerate(zip(lrs, mask.tolist(), strict=True)):
+        if live:
+            groups.setdefault(lr, []).append(s)
+    return groups
 
 
-def stacked_sgd(params: dict[str, Tensor], lrs: Tensor) -> Callable[[Sequence[Tensor], Tensor], None]:
-    """Plain SGD (book alg. 8.1, as ``torch.optim.SGD``) on stacked parameters, lr per seed; seeds not in ``mask`` keep
-    their parameters."""
+def _slices(tensors: Sequence[Tensor], seeds: Sequence[int]) -> list[Tensor]:
+    """Seed ``s``'s view of every stacked tensor, for each of ``seeds``: what torch.optim's fused kernels step."""
+    return [t[s] for s in seeds for t in tensors]
+
+
+def _fused(device: torch.device) -> bool:
+    """torch.optim's fused kernels run on the CPU and CUDA; elsewhere its foreach path."""
+    return device.type in ("cpu", "cuda")
+
+
+def stacked_sgd(params: dict[str, Tensor], lrs: Sequence[float]) -> Callable[[Sequence[Tensor], Tensor], None]:
+    """Plain SGD (book alg. 8.1) on stacked parameters: ``torch.optim.sgd.sgd`` (fused) on the live seeds' slices,
+    lr per seed; a frozen seed's parameters stay as they are."""
+    from torch.optim.sgd import sgd
+
     tensors = list(params.values())
-    rates = [_per_seed(lrs, p) for p in tensors]
+    fused = _fused(tensors[0].device)
 
     def step(grads: Sequence[Tensor], mask: Tensor) -> None:
-        for p, g, lr in zip(tensors, grads, rates, strict=True):
-            p.sub_(torch.where(_per_seed(mask, p), lr * g, 0.0))
+        for lr, seeds in _lr_groups(lrs, mask).items():
+            sgd(_slices(tensors, seeds), _slices(grads, seeds), [None] * (len(seeds) * len(tensors)), fused=fused, foreach=not fused,
+                lr=lr, weight_decay=0.0, momentum=0.0, dampening=0.0, nesterov=False, maximize=False)
 
     return step
 
 
-def stacked_adam(params: dict[str, Tensor], lrs: Tensor, rho1: float, rho2: float, delta: float
+def stacked_adam(params: dict[str, Tensor], lrs: Sequence[float], rho1: float, rho2: float, delta: float
                  ) -> Callable[[Sequence[Tensor], Tensor], None]:
-    """Adam (book alg. 8.7) on stacked parameters, lr per seed, in ``torch.optim.Adam``'s order of operations
-    (delta after the bias correction of sqrt(r)); seeds not in ``mask`` keep their parameters."""
+    """Adam (book alg. 8.7, ``torch.optim.adam.adam``, fused) on stacked parameters, lr per seed, with per-seed moments
+    and step counts; a frozen seed's parameters stay as they are."""
+    from torch.optim.adam import adam
+
     tensors = list(params.values())
-    rates = [_per_seed(lrs, p) for p in tensors]
+    fused = _fused(tensors[0].device)
     first = [torch.zeros_like(p) for p in tensors]
     second = [torch.zeros_like(p) for p in tensors]
-    count = [0]
+    counts = [[torch.zeros((), device=p.device) for p in tensors] for _ in lrs]
 
     def step(grads: Sequence[Tensor], mask: Tensor) -> None:
-        count[0] += 1
-        correction1, correction2 = 1 - rho1 ** count[0], (1 - rho2 ** count[0]) ** 0.5
-        for p, g, lr, s, r in zip(tensors, grads, rates, first, second, strict=True):
-            keep = _per_seed(mask, p)
-            s.copy_(torch.where(keep, s.lerp(g, 1 - rho1), s))
-            r.copy_(torch.where(keep, r * rho2 + (1 - rho2) * g * g, r))
-            denom = (r.sqrt() / correction2).add_(delta)
-            p.sub_(torch.where(keep, (lr / correction1) * s / denom, 0.0))
+        for lr, seeds in _lr_groups(lrs, mask).items():
+            adam(_slices(tensors, seeds), _slices(grads, seeds), _slices(first, seeds), _slices(second, seeds), [],
+                 [c for s in seeds for c in counts[s]], fused=fused, foreach=not fused, amsgrad=False, beta1=rho1, beta2=rho2,
+                 lr=lr, weight_decay=0.0, eps=delta, maximize=False)
 
     return step
 
