@@ -70,3 +70,44 @@ def test_halving_runs_each_arm_as_one_batch_of_seeds():
     assert [(r["seed"], r["lr"]) for r in rows[:3]] == [(s, 0.01 * s) for s in SEEDS]
     assert all(isinstance(arm.runs, study.SeedRuns) or arm.runs is None for arm in arms)
     assert sorted({r["steps"] for r in rows}) == [6, 12]
+
+
+def _search(loss_of, diverges=lambda value: False):
+    """A grid search whose arms' val loss is ``loss_of(value)`` (two seeds, one budget) without training anything."""
+    trained = []
+
+    def train(value, grid_pass):
+        trained.append((value, grid_pass))
+        return [{"lr": value, "epochs": 1.0, "seed": s, "grid_pass": grid_pass, "diverged": diverges(value),
+                 "val_loss": math.nan if diverges(value) else loss_of(value)} for s in (1, 2)]
+
+    return study.GridSearch("lr", train, 2.0), train, trained
+
+
+def test_an_edge_selection_extends_the_grid_until_it_is_interior():
+    search, train, trained = _search(lambda lr: abs(math.log2(lr) - 5))  # best lr 32, beyond the grid's top (8)
+    values = [1.0, 2.0, 4.0, 8.0]
+    rows = [r for v in values for r in train(v, "grid")]
+    assert search.extend(rows, values, bound=5) == {"grid_edge": "none", "edge_reason": "interior"}
+    assert [v for v, p in trained if p == "edge"] == [16.0, 32.0, 64.0] and study.grid_best(rows, "lr") == 32.0
+
+
+def test_an_edge_selection_says_why_it_stays_there():
+    search, train, _ = _search(lambda lr: -lr)  # always better higher
+    rows = [r for v in (1.0, 2.0) for r in train(v, "grid")]
+    assert search.extend(rows, [1.0, 2.0], bound=2) == {"grid_edge": "high", "edge_reason": "bound"}
+    search, train, trained = _search(lambda lr: -lr, diverges=lambda lr: lr > 2)
+    rows = [r for v in (1.0, 2.0) for r in train(v, "grid")]
+    assert search.extend(rows, [1.0, 2.0], bound=2) == {"grid_edge": "high", "edge_reason": "next_diverges"}
+    assert trained[-1] == (4.0, "edge")
+
+
+def test_refinement_reaches_the_asked_resolution_between_the_neighbours():
+    search, train, trained = _search(lambda lr: abs(math.log2(lr) - 1.3))
+    values = [1.0, 2.0, 4.0]
+    rows = [r for v in values for r in train(v, "grid")]
+    resolution = search.refine(rows, values, points_per_octave=4)
+    assert resolution == pytest.approx(math.log10(2) / 4)
+    refined = sorted(v for v, p in trained if p == "refine")
+    assert refined == pytest.approx([2 ** (1 + k / 4) for k in (-3, -2, -1, 1, 2, 3)])
+    assert study.grid_best(rows, "lr") == pytest.approx(2 ** 1.25)

@@ -349,44 +349,131 @@ def theorem2_rows(model: nn.Module, batch: Batch, tol: float) -> list[Row]:
     return [{"layer": k} | {key: r[key] for key in ("lambda_max", "ratio_as_written", "ratio_corrected")} for k, r in enumerate(records)]
 
 
+def lr_overrides(activation: str) -> list[str]:
+    """The pipeline model with ``activation`` (the lr study covers tanh, the paper's setting, and ReLU, He's)."""
+    return [f"model.activation={activation}"]
+
+
 def lr_at_init(task: tuple) -> tuple[Row, list[Row]]:
-    """One init and seed: lambda_max(H_0) on the curvature batch and the Theorem 2 rows."""
-    settings, params, context, init, seed = task
+    """One activation, init and seed: lambda_max(H_0) on the curvature batch and the Theorem 2 rows."""
+    settings, params, context, activation, init, seed = task
     data, batch = context.load(settings["curvature_samples"])
-    model = initialized(init, seed, init_batch(batch, settings), (), params["data"])
+    model = initialized(init, seed, init_batch(batch, settings), lr_overrides(activation), params["data"])
     lam = lambda_max(model, batch, settings["tol"])
-    bounds = [{"init": init, "seed": seed} | row for row in theorem2_rows(model, batch, settings["tol"])]
-    print(f"study lr: {init} seed {seed}: lambda_max {lam:.4g}", flush=True)
-    return {"init": init, "seed": seed, "lambda_max": lam, "samples": len(batch[1])}, bounds
+    labels = {"activation": activation, "init": init, "seed": seed}
+    bounds = [labels | row for row in theorem2_rows(model, batch, settings["tol"])]
+    print(f"study lr: {activation} {init} seed {seed}: lambda_max {lam:.4g}", flush=True)
+    return labels | {"lambda_max": lam, "samples": len(batch[1])}, bounds
+
+
+# ---------------------------------------------------------------- grids that decide: edges extended, selection refined
+
+
+def grid_best(rows: Sequence[Row], key: str) -> float:
+    """The ``key`` value (lr or c) with the lowest mean val loss over seeds at the longest budget."""
+    top = max(r["epochs"] for r in rows)
+    return tables.lowest([r | {"lr": r[key]} for r in rows if r["epochs"] == top], ())[()]
+
+
+def all_diverged(rows: Sequence[Row]) -> bool:
+    """Every seed of an arm diverged (read at its longest budget)."""
+    top = max(r["epochs"] for r in rows)
+    return all(r["diverged"] for r in rows if r["epochs"] == top)
+
+
+@dataclass
+class GridSearch:
+    """One searched axis (``key``: lr, or c of lr = c / lambda_0): ``train(value)`` runs a new arm of that value
+    through every budget (its rows labelled ``grid_pass``); ``ratio``: the grid's factor between neighbours."""
+
+    key: str
+    train: Callable[[float, str], list[Row]]
+    ratio: float
+
+    def extend(self, rows: list[Row], values: list[float], bound: int) -> Row:
+        """While the selection sits on an edge of ``values``: one more value beyond that edge (``ratio`` further), at
+        most ``bound`` times; stop early when the new value diverges for every seed. The edge columns of the search:
+        ``grid_edge`` (none | low | high: where the final selection sits) and ``edge_reason`` (interior | next_diverges:
+        the value beyond the edge diverged for every seed | bound: ``bound`` extensions spent, "at every value tried")."""
+        for extension in range(bound + 1):
+            best = grid_best(rows, self.key)
+            side = "low" if best == min(values) else "high" if best == max(values) else None
+            if side is None:
+                return {"grid_edge": "none", "edge_reason": "interior"}
+            if extension == bound:
+                return {"grid_edge": side, "edge_reason": "bound"}
+            value = best / self.ratio if side == "low" else best * self.ratio
+            new = self.train(value, "edge")
+            rows += new
+            values.append(value)
+            if all_diverged(new):
+                return {"grid_edge": side, "edge_reason": "next_diverges"}
+        raise AssertionError("unreachable")
+
+    def refine(self, rows: list[Row], values: list[float], points_per_octave: int) -> float:
+        """Values at 2^(k / points_per_octave) x the selection, strictly between its grid neighbours (one ``ratio``
+        either side), each trained through every budget; the resolution reached (log10 of the finest step around the
+        selection, decades)."""
+        best = grid_best(rows, self.key)
+        step = 2 ** (1 / points_per_octave)
+        span = math.floor(math.log(self.ratio, step) - 1e-9)
+        for k in [*range(-span, 0), *range(1, span + 1)]:
+            value = best * step ** k
+            if not any(math.isclose(value, v, rel_tol=1e-6) for v in values):
+                rows += self.train(value, "refine")
+                values.append(value)
+        return math.log10(step) if span else math.log10(self.ratio)
+
+
+def grid_ratio(values: Sequence[float]) -> float:
+    """The geometric step of a grid: its geometric-mean factor between neighbours."""
+    ordered = sorted(values)
+    return (ordered[-1] / ordered[0]) ** (1 / (len(ordered) - 1))
 
 
 def lr_search(task: tuple) -> list[Row]:
-    """One init and optimizer, all seeds: the grid by successive halving, the default lr and c / lambda_max(H_0)."""
-    settings, params, context, init, optim, lams = task
+    """One activation, init and optimizer, all seeds: the grid by successive halving, the default lr and
+    c / lambda_max(H_0); then the grid extended at an edge selection (``edge_extensions``) and refined around the
+    selection (optimizers of ``refine.optims``, ``refine.points_per_octave``)."""
+    settings, params, context, activation, init, optim, lams = task
     data, batch = context.load(settings["curvature_samples"])
     default = default_lr(optim)
     grid = [float(lr) for lr in settings["lr_grid"][optim]]
     seeds = params["seeds"]
-    arms = [Arm({"setting": "grid"}, dict.fromkeys(seeds, lr), ranked=lr != default) for lr in grid]
+    arms = [Arm({"setting": "grid", "grid_pass": "grid"}, dict.fromkeys(seeds, lr), ranked=lr != default) for lr in grid]
     arms += [] if default in grid else [Arm({"setting": "default"}, dict.fromkeys(seeds, default), ranked=False)]
     arms.append(Arm({"setting": "curvature"}, {seed: settings["curvature_c"] / lams[seed] for seed in seeds}, ranked=False))
-    models = {seed: initialized(init, seed, init_batch(batch, settings), (), params["data"]) for seed in seeds}
+    overrides = lr_overrides(activation)
+    models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in seeds}
     start = starter(lambda seed: copy.deepcopy(models[seed]), optim, settings | {"n_train": len(data.train.y)})
     rows = successive_halving(arms, start, data, settings)
-    print(f"study lr: {init} {optim}: {len(rows)} evaluations", flush=True)
-    return [{"init": init, "lambda_max": lams[r["seed"]], "default_lr": default, "optim": optim} | r for r in rows]
+
+    def train(lr: float, grid_pass: str) -> list[Row]:
+        return successive_halving([Arm({"setting": "grid", "grid_pass": grid_pass}, dict.fromkeys(seeds, lr))], start, data, settings)
+
+    search, values = GridSearch("lr", train, grid_ratio(grid)), list(grid)
+    grid_rows = [r for r in rows if r["setting"] == "grid"]
+    edge = search.extend(grid_rows, values, settings["edge_extensions"])
+    refined = optim in settings["refine"]["optims"]
+    resolution = search.refine(grid_rows, values, settings["refine"]["points_per_octave"]) if refined else math.log10(search.ratio)
+    rows = [r for r in rows if r["setting"] != "grid"] + grid_rows
+    print(f"study lr: {activation} {init} {optim}: {len(rows)} evaluations, best lr {grid_best(grid_rows, 'lr'):.3g} "
+          f"({edge['edge_reason']})", flush=True)
+    labels = {"activation": activation, "init": init, "default_lr": default, "optim": optim} | edge | {"lr_resolution": resolution}
+    return [labels | {"lambda_max": lams[r["seed"]]} | r for r in rows]
 
 
 def lr_study(settings: dict, params: dict, context: "StageContext") -> dict[str, list[Row]]:
-    """Per init and seed: lambda_max at init (and Theorem 2's rows); per init and optimizer: every seed at the grid lrs
-    (successive halving), the default lr and lr = c / lambda_max (``setting``: grid, default, curvature)."""
-    pairs = [(init, seed) for init in params["inits"] for seed in params["seeds"]]
-    measured = context.map(lr_at_init, [(settings, params, context, init, seed) for init, seed in pairs])
+    """Per activation, init and seed: lambda_max at init (and Theorem 2's rows); per activation, init and optimizer:
+    every seed at the grid lrs (successive halving, extended at an edge, refined around the selection), the default lr
+    and lr = c / lambda_max (``setting``: grid, default, curvature)."""
+    triples = [(a, init, seed) for a in settings["activations"] for init in params["inits"] for seed in params["seeds"]]
+    measured = context.map(lr_at_init, [(settings, params, context, *t) for t in triples])
     at_init = [row for row, _ in measured]
     bounds = [row for _, rows in measured for row in rows]
-    lams = {(r["init"], r["seed"]): r["lambda_max"] for r in at_init}
-    tasks = [(settings, params, context, init, optim, {seed: lams[(init, seed)] for seed in params["seeds"]})
-             for init in params["inits"] for optim in params["optimizers"]]
+    lams = {(r["activation"], r["init"], r["seed"]): r["lambda_max"] for r in at_init}
+    tasks = [(settings, params, context, a, init, optim, {seed: lams[(a, init, seed)] for seed in params["seeds"]})
+             for a in settings["activations"] for init in params["inits"] for optim in params["optimizers"]]
     budgets = [row for rows in context.map(lr_search, tasks) for row in rows]
     final = longest(budgets)
     return {"lr/runs": final, "lr/budgets": budgets, "lr/at_init": at_init, "lr/theorem2": bounds,
@@ -432,19 +519,28 @@ def depth_config_at_init(task: tuple) -> list[Row]:
 
 
 def depth_search(task: tuple) -> list[Row]:
-    """One activation, depth and init, all seeds: lr = c / lambda_0 for every c of ``lr_factors`` by successive halving."""
+    """One activation, depth and init, all seeds: lr = c / lambda_0 for every c of ``lr_factors`` by successive halving,
+    extended at an edge selection (``edge_extensions``)."""
     settings, params, context, activation, depth, init, lambda_0 = task
     data, batch = context.load(settings["curvature_samples"])
     overrides = depth_overrides(settings, activation, depth)
     labels = {"init": init, "activation": activation, "depth": depth, "lambda_0": lambda_0}
     seeds = params["seeds"]
-    arms = [Arm(labels | {"c": c}, dict.fromkeys(seeds, c / lambda_0)) for c in settings["lr_factors"]]
+    arms = [Arm(labels | {"c": c, "grid_pass": "grid"}, dict.fromkeys(seeds, c / lambda_0)) for c in settings["lr_factors"]]
     models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in seeds}
     start = starter(lambda seed: copy.deepcopy(models[seed]), settings["optim"], settings | {"n_train": len(data.train.y)})
     rows = successive_halving(arms, start, data, settings)
+
+    def train(c: float, grid_pass: str) -> list[Row]:
+        return successive_halving([Arm(labels | {"c": c, "grid_pass": grid_pass}, dict.fromkeys(seeds, c / lambda_0))], start, data,
+                                  settings)
+
+    search = GridSearch("c", train, grid_ratio(settings["lr_factors"]))
+    edge = search.extend(rows, list(settings["lr_factors"]), settings["edge_extensions"])
     best = tables.best_depth_lr(rows)
-    print(f"study depth: {activation} depth {depth} {init}: lambda_0 {lambda_0:.4g}, best lr {best:g}", flush=True)
-    return [r | {"best_lr": best} for r in rows]
+    print(f"study depth: {activation} depth {depth} {init}: lambda_0 {lambda_0:.4g}, best lr {best:g} ({edge['edge_reason']})",
+          flush=True)
+    return [r | edge | {"best_lr": best} for r in rows]
 
 
 def depth_study(settings: dict, params: dict, context: "StageContext") -> dict[str, list[Row]]:
