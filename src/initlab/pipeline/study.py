@@ -3,6 +3,16 @@
     python -m initlab.pipeline.study lr      # params.yaml study -> results/study/{lr/*,lr_grid,lr_fairness}.csv
     python -m initlab.pipeline.study depth   # params.yaml depth -> results/study/{depth/*,depth}.csv
 
+The loop (the API the bench builds on): an :class:`Arm` is one lr setting with an lr per seed;
+``successive_halving(arms, start, data, settings)`` trains them budget by budget, where
+``start = starter(model_of, optim, settings)`` turns ``arm.lrs`` (seed -> lr) into one
+:class:`SeedRuns` -- all seeds of the arm as one stacked model (``vmap(functional_call)``: one
+batched matmul over seeds per layer; per-seed batch orders, lrs and divergence; one fused
+``torch.optim`` step per lr for all live seeds) that equals the per-seed :class:`Run` loop to float
+tolerance. ``initialized`` builds a seed's model, ``budget_steps`` the step counts, and
+:class:`GridSearch` extends a search whose selection sits on a grid edge and refines it around
+the selection. Evaluation happens only at budgets.
+
 Every run is a plain torch loop (no Lightning, no process per run) over the model of
 ``conf/experiment/pipeline.yaml``, the init registry (``conf/init``) and the optimizer configs
 (``conf/optim``) on ``params.yaml`` ``device`` (auto: CUDA when present): minibatch steps on the
@@ -11,12 +21,14 @@ val and on test) at every budget of ``budgets`` (epochs of the train split). The
 prepared file of the first seed); a seed sets the init and the batch order, drawn on the CPU so a
 run is the same batch sequence on every device.
 
-Compute goes where it decides verdicts: the lr grid is searched by successive halving (every lr
-to the first budget, the best 1/``eta`` by mean val loss over all seeds to the next, ...), a run
+Compute goes where it decides verdicts: the lr grid (per activation of ``activations``) is searched
+by successive halving (every lr to the first budget, the best 1/``eta`` by mean val loss over all
+seeds to the next, ...), a run
 whose minibatch loss is non-finite or above ``diverge_factor`` x its first loss stops there
 (``diverged``), and the reference lrs (the optimizer's default, c / lambda_max(H_0)) always run to
-the longest budget. Selection reads val only; test is recorded, never compared. On the CPU the
-independent parts (inits, seeds, configs) run in ``workers`` processes.
+the longest budget. A selection on a grid edge adds values beyond it (``edge_extensions``); the SGD
+grid is refined around its selection (``refine``). Selection reads val only; test is recorded,
+never compared. On the CPU the independent parts (inits, seeds, configs) run in ``workers`` processes.
 """
 
 import copy
@@ -24,7 +36,7 @@ import functools
 import math
 import statistics
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +46,7 @@ from torch.nn import functional as F
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import (
-    build_model, conf_node, data_path, lambda_max, load_data, load_params, make_initializer, make_optimizer, parallel_map,
+    build_model, conf_node, data_path, lambda_max, load_data, load_params, make_initializer, parallel_map,
     sample_train_batch, stage_device, stage_parser, write_csv,
 )
 
