@@ -438,8 +438,10 @@ class GridSearch:
 
 
 def grid_ratio(values: Sequence[float]) -> float:
-    """The geometric step of a grid: its geometric-mean factor between neighbours."""
+    """The geometric step of a grid: its geometric-mean factor between neighbours (a grid has two values at least)."""
     ordered = sorted(values)
+    if len(ordered) < 2:
+        raise ValueError(f"a searched grid needs two values at least to have edges and a step, got {ordered}")
     return (ordered[-1] / ordered[0]) ** (1 / (len(ordered) - 1))
 
 
