@@ -58,3 +58,9 @@ def test_startup_prints_its_ratio_and_help_imports_nothing_heavy():
     out = run_benchmark("benchmarks/startup.py", "--repeats", "1")
     assert "heavy packages imported by --help: none" in out
     assert "RATIO startup = " in out.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_study_loop_prints_its_ratio():
+    out = run_benchmark("benchmarks/study_loop.py", "--steps", "3", "--rounds", "1")
+    assert "RATIO study_loop_batched_speedup = " in out.splitlines()[-1]

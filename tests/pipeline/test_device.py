@@ -17,9 +17,9 @@ from tests.analysis.test_engine import DeviceRecorder
 SEEDS = [1, 2]
 STUDY = {"budgets": [1, 2], "batch_size": 64, "eval_samples": 64, "curvature_samples": 64, "init_samples": 16, "tol": 1e-2,
          "curvature_c": 1.0, "lr_grid": {"sgd": [0.1, 0.3, 1.0], "adam": [1e-3, 1e-2]}, "eta": 3, "min_keep": 1,
-         "diverge_factor": 10}
+         "diverge_factor": 10, "activations": ["tanh"], "edge_extensions": 1, "refine": {"optims": ["sgd"], "points_per_octave": 2}}
 DEPTH = {"depths": [2], "width": 8, "activations": ["tanh"], "inits": ["spectral"], "optim": "sgd", "train_depths": [2],
-         "train_inits": ["spectral"], "lr_factors": [0.5, 1.0], "budgets": [1], "eta": 3, "min_keep": 1, "diverge_factor": 10,
+         "train_inits": ["spectral"], "lr_factors": [0.5, 1.0], "budgets": [1], "eta": 3, "min_keep": 1, "diverge_factor": 10, "edge_extensions": 1,
          "batch_size": 64, "eval_samples": 64, "curvature_samples": 64, "curvature_seeds": 1, "init_samples": 16,
          "jacobian_samples": 8, "tol": 1e-2}
 SPECTRA = {"seed": 1, "optim": "sgd", "samples": 64, "chunk": 32, "tol": 1e-2, "trace_probes": 4, "density_probes": 2,

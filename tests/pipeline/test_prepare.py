@@ -25,7 +25,8 @@ def test_full_mnist_idx_files_go_through_prepare_and_the_lr_study(tmp_path):
     assert (len(data.train), len(data.val), len(data.test)) == (N_TRAIN - VAL_SIZE, VAL_SIZE, N_TEST)
     assert sorted(torch.cat([data.train.y, data.val.y]).tolist()) == sorted(arrays["train-labels-idx1-ubyte"].tolist())
     settings = {"budgets": [1], "batch_size": 5, "eval_samples": 10, "curvature_samples": 10, "init_samples": 5, "tol": 1e-2,
-                "curvature_c": 1.0, "lr_grid": {"sgd": [0.1]}, "eta": 3, "min_keep": 1, "diverge_factor": 10}
+                "curvature_c": 1.0, "lr_grid": {"sgd": [0.1, 0.3]}, "eta": 3, "min_keep": 1, "diverge_factor": 10,
+                "activations": ["tanh"], "edge_extensions": 0, "refine": {"optims": [], "points_per_octave": 2}}
     params = {"data": "mnist", "seeds": [1], "inits": ["spectral"], "optimizers": ["sgd"]}
     runs = study.lr_study(settings, params, study.StageContext(path, "cpu", workers=1))["lr/runs"]
     assert {r["steps"] for r in runs} == {(N_TRAIN - VAL_SIZE) // 5} and all(r["val_loss"] > 0 for r in runs)

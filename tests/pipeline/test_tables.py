@@ -36,13 +36,13 @@ def _runs():
 
 
 def test_best_lr_counts_diverged_runs_as_infinite_and_ignores_curvature_runs():
-    assert tables.best_lrs(_runs()) == {("spectral", "sgd", 10.0): 0.1}
+    assert tables.best_lrs(_runs()) == {("spectral", "sgd", 10.0, None): 0.1}
 
 
 def test_best_lr_is_chosen_per_budget_among_the_lrs_evaluated_there():
     early = [r | {"epochs": 1.0, "val_loss": 0.2 if r["lr"] == 1.0 else 0.9} for r in _runs()]
     best = tables.best_lrs(_runs() + early)
-    assert best == {("spectral", "sgd", 10.0): 0.1, ("spectral", "sgd", 1.0): 1.0}
+    assert best == {("spectral", "sgd", 10.0, None): 0.1, ("spectral", "sgd", 1.0, None): 1.0}
     assert {(r["setting"], r["epochs"], r["lr"]) for r in tables.setting_runs(_runs() + early) if r["setting"] == "best_lr"} == {
         ("best_lr", 10.0, 0.1), ("best_lr", 1.0, 1.0)}
 
@@ -59,7 +59,7 @@ def test_fairness_table_has_the_three_settings_with_t_intervals():
 def test_lr_grid_and_depth_tables_follow_the_figure_contract():
     grid = tables.lr_grid_table(_runs())
     assert [r["lr"] for r in grid] == [0.1, 1.0]
-    assert list(grid[0]) == ["init", "optim", "lr", "epochs", "n", "val_loss_mean", "val_loss_low", "val_loss_high", "val_acc_mean",
+    assert list(grid[0]) == ["activation", "init", "optim", "lr", "epochs", "n", "val_loss_mean", "val_loss_low", "val_loss_high", "val_acc_mean",
                              "val_acc_low", "val_acc_high"]
     assert grid[1]["n"] == 1  # the diverged run's nan val loss is not a value
     at_init = [{"init": "spectral", "activation": "tanh", "depth": 2, "seed": s, "lambda_max": 1.0 + s, "jacobian_norm_product": 1.0,
@@ -81,16 +81,16 @@ def test_per_seed_demo_tables_are_concatenated_with_a_seed_column(tmp_path):
 
 
 class _Stub:
-    """A run whose val loss is |log10(lr / 0.1)| + 1 / steps (best at lr 0.1, falling with the budget); counts its steps."""
+    """An arm's seeds whose val loss is |log10(lr / 0.1)| + 1 / steps (best at lr 0.1, falling with the budget)."""
 
-    def __init__(self, lr: float) -> None:
-        self.lr, self.steps = lr, 0
+    def __init__(self, lrs: dict) -> None:
+        self.lrs, self.steps = lrs, 0
 
     def advance(self, x, y, steps: int) -> None:
         self.steps = steps
 
-    def record(self, data, eval_samples: int) -> dict:
-        return {"val_loss": abs(math.log10(self.lr / 0.1)) + 1 / self.steps}
+    def record(self, data, eval_samples: int) -> list[dict]:
+        return [{"val_loss": abs(math.log10(lr / 0.1)) + 1 / self.steps} for lr in self.lrs.values()]
 
 
 def test_successive_halving_takes_the_best_third_and_the_unranked_arms_to_the_next_budget():
@@ -104,8 +104,17 @@ def test_successive_halving_takes_the_best_third_and_the_unranked_arms_to_the_ne
     lrs = [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0]
     arms = [Arm({"setting": "grid"}, {1: lr, 2: lr}) for lr in lrs] + [Arm({"setting": "curvature"}, {1: 50.0, 2: 60.0}, ranked=False)]
     settings = {"budgets": [1, 3, 10], "batch_size": 10, "eta": 3, "min_keep": 2, "eval_samples": 1}
-    rows = successive_halving(arms, lambda lr, seed: _Stub(lr), data, settings)
+    rows = successive_halving(arms, _Stub, data, settings)
     reached = {steps: sorted({r["lr"] for r in rows if r["steps"] == steps and r["setting"] == "grid"}) for steps in (10, 30, 100)}
     assert reached == {10: lrs, 30: [0.03, 0.1, 0.3], 100: [0.1, 0.3]}  # 9 -> ceil(9/3) = 3 -> max(ceil(3/3), 2) = 2
     assert sorted(r["lr"] for r in rows if r["setting"] == "curvature") == [50.0, 50.0, 50.0, 60.0, 60.0, 60.0]
     assert {r["epochs"] for r in rows} == {1.0, 3.0, 10.0}
+
+
+def test_selection_is_made_per_activation():
+    relu = [r | {"activation": "relu", "val_loss": 1.0 - r["lr"] if r["lr"] == 1.0 and r["seed"] == 2 else r["val_loss"]} for r in _runs()]
+    relu = [r | {"val_loss": 0.0} if r["lr"] == 1.0 else r for r in relu]
+    tanh = [r | {"activation": "tanh"} for r in _runs()]
+    assert tables.best_lrs(tanh + relu) == {("spectral", "sgd", 10.0, "tanh"): 0.1, ("spectral", "sgd", 10.0, "relu"): 1.0}
+    fairness = {(r["activation"], r["setting"]): r["lr"] for r in tables.lr_fairness_table(tanh + relu)}
+    assert fairness[("tanh", "best_lr")] == 0.1 and fairness[("relu", "best_lr")] == 1.0

@@ -31,6 +31,7 @@ __all__ = [
     "make_initializer",
     "make_optimizer",
     "parallel_map",
+    "pipeline_activation",
     "read_csv",
     "read_json",
     "stage_device",
@@ -113,6 +114,11 @@ def compose_config(overrides: Sequence[str], config_name: str = "train"):
 def _model_config(data: str, overrides: tuple[str, ...]):
     """The composed model node (composing costs ~0.5 s: done once per model shape)."""
     return compose_config([f"data={data}", f"experiment={EXPERIMENT}", *overrides]).model
+
+
+def pipeline_activation(data: str) -> str:
+    """The activation of the pipeline's model (``conf/experiment/pipeline.yaml``): the spectra stage's net."""
+    return str(_model_config(data, ()).activation)
 
 
 def build_model(data: str, overrides: Sequence[str] = ()):

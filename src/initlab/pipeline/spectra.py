@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import (
-    data_path, load_params, make_optimizer, parallel_map, read_csv, stage_device, stage_parser, write_csv,
+    data_path, load_params, make_optimizer, parallel_map, pipeline_activation, read_csv, stage_device, stage_parser, write_csv,
 )
 from initlab.pipeline.study import Batch, Row, Run, StageContext, batches, budget_steps, init_batch, initialized
 
@@ -94,10 +94,11 @@ def _density_rows(labels: Row, density: dict | None) -> list[Row]:
     return [labels | {"eigenvalue": t, "density": d} for t, d in zip(density["grid"], density["density"], strict=True)]
 
 
-def best_lrs(results: Path, optim: str) -> dict[str, float]:
-    """Per init: the lr study's best ``optim`` lr (val loss, longest budget)."""
-    runs = read_csv(Path(results) / "study" / "lr" / "runs.csv")
-    return {init: lr for (init, o, _), lr in tables.best_lrs(runs).items() if o == optim}
+def best_lrs(results: Path, optim: str, activation: str | None = None) -> dict[str, float]:
+    """Per init: the lr study's best ``optim`` lr (val loss, longest budget) on the net of ``activation`` (the lr study
+    covers tanh and ReLU; rows without an activation column: the pipeline model's)."""
+    runs = [r for r in read_csv(Path(results) / "study" / "lr" / "runs.csv") if r.get("activation", activation) == activation]
+    return {init: lr for (init, o, _, _), lr in tables.best_lrs(runs).items() if o == optim}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     device = stage_device(params["device"])
     settings = params["spectra"]
-    lrs = best_lrs(args.results, settings["optim"])
+    lrs = best_lrs(args.results, settings["optim"], pipeline_activation(params["data"]))
     context = StageContext(data_path(args.results, params["data"]), str(device), params["workers"] if device.type == "cpu" else 1)
     parts = parallel_map(init_spectra, [(settings, params, context, init, lrs[init]) for init in params["inits"]], context.workers)
     for name in ("spectra", "density", "sharpness"):

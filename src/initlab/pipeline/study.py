@@ -3,6 +3,16 @@
     python -m initlab.pipeline.study lr      # params.yaml study -> results/study/{lr/*,lr_grid,lr_fairness}.csv
     python -m initlab.pipeline.study depth   # params.yaml depth -> results/study/{depth/*,depth}.csv
 
+The loop (the API the bench builds on): an :class:`Arm` is one lr setting with an lr per seed;
+``successive_halving(arms, start, data, settings)`` trains them budget by budget, where
+``start = starter(model_of, optim, settings)`` turns ``arm.lrs`` (seed -> lr) into one
+:class:`SeedRuns` -- all seeds of the arm as one stacked model (``vmap(functional_call)``: one
+batched matmul over seeds per layer; per-seed batch orders, lrs and divergence; one fused
+``torch.optim`` step per lr for all live seeds) that equals the per-seed :class:`Run` loop to float
+tolerance. ``initialized`` builds a seed's model, ``budget_steps`` the step counts, and
+:class:`GridSearch` extends a search whose selection sits on a grid edge and refines it around
+the selection. Evaluation happens only at budgets.
+
 Every run is a plain torch loop (no Lightning, no process per run) over the model of
 ``conf/experiment/pipeline.yaml``, the init registry (``conf/init``) and the optimizer configs
 (``conf/optim``) on ``params.yaml`` ``device`` (auto: CUDA when present): minibatch steps on the
@@ -11,12 +21,14 @@ val and on test) at every budget of ``budgets`` (epochs of the train split). The
 prepared file of the first seed); a seed sets the init and the batch order, drawn on the CPU so a
 run is the same batch sequence on every device.
 
-Compute goes where it decides verdicts: the lr grid is searched by successive halving (every lr
-to the first budget, the best 1/``eta`` by mean val loss over all seeds to the next, ...), a run
+Compute goes where it decides verdicts: the lr grid (per activation of ``activations``) is searched
+by successive halving (every lr to the first budget, the best 1/``eta`` by mean val loss over all
+seeds to the next, ...), a run
 whose minibatch loss is non-finite or above ``diverge_factor`` x its first loss stops there
 (``diverged``), and the reference lrs (the optimizer's default, c / lambda_max(H_0)) always run to
-the longest budget. Selection reads val only; test is recorded, never compared. On the CPU the
-independent parts (inits, seeds, configs) run in ``workers`` processes.
+the longest budget. A selection on a grid edge adds values beyond it (``edge_extensions``); the SGD
+grid is refined around its selection (``refine``). Selection reads val only; test is recorded,
+never compared. On the CPU the independent parts (inits, seeds, configs) run in ``workers`` processes.
 """
 
 import copy
@@ -24,7 +36,7 @@ import functools
 import math
 import statistics
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +46,7 @@ from torch.nn import functional as F
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import (
-    build_model, conf_node, data_path, lambda_max, load_data, load_params, make_initializer, make_optimizer, parallel_map,
+    build_model, conf_node, data_path, lambda_max, load_data, load_params, make_initializer, parallel_map,
     sample_train_batch, stage_device, stage_parser, write_csv,
 )
 
@@ -76,7 +88,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 2048) -> tuple
 
 @dataclass
 class Run:
-    """One training run, advanced budget by budget; it stops for good once it diverges."""
+    """One seed's training run, advanced budget by budget; it stops for good once it diverges (the spectra stage's loop,
+    and the per-seed reference of :class:`SeedRuns`)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -108,49 +121,202 @@ class Run:
         """Where the run stands: first / max minibatch loss, and train (first ``eval_samples``), val and test
         loss and accuracy (losses nan once diverged)."""
         row: Row = {"diverged": self.diverged, "first_loss": self.first_loss, "max_loss": self.max_loss}
-        for split, (xs, ys) in {"train": (data.train.x[:eval_samples], data.train.y[:eval_samples]),
-                                "val": (data.val.x, data.val.y), "test": (data.test.x, data.test.y)}.items():
+        for split, (xs, ys) in eval_splits(data, eval_samples).items():
             loss_value, acc = evaluate(self.model, xs, ys)
             row[f"{split}_loss"] = loss_value if math.isfinite(loss_value) and not self.diverged else math.nan
             row[f"{split}_acc"] = acc
         return row
 
 
+class SeedRuns:
+    """All seeds of one arm trained as one model: the seeds' parameters stacked on a leading axis
+    (``torch.func.stack_module_state``), one forward / backward per step for all seeds
+    (``vmap(functional_call)``: a batched matmul over seeds), one optimizer step per parameter tensor for all seeds.
+
+    Each seed keeps its own lr, its own batch order (:func:`batches` under its seed) and its own divergence: a seed
+    whose minibatch loss is non-finite or above ``diverge_factor`` x its first stops there (its parameters frozen),
+    the others go on. Seed s's trajectory is that of :class:`Run` on ``models[s]`` (tests/pipeline/test_study_loop.py);
+    the loss of a step is the sum over seeds of each seed's mean loss, so no seed's gradient sees another's.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], optim: str, lrs: Sequence[float], seeds: Sequence[int], n_train: int,
+                 settings: dict):
+        self.seeds = list(seeds)
+        self.base = models[0]  # the architecture functional_call runs; its own tensors are never read
+        self.params, self.buffers = torch.func.stack_module_state(list(models))
+        self.params = {k: p.detach() for k, p in self.params.items()}
+        device = next(iter(self.params.values())).device
+        self.step_fn = STACKED_OPTIMIZERS[optim](self.params, [float(lr) for lr in lrs], **optimizer_settings(optim))
+        self.indices = [batches(n_train, settings["batch_size"], seed) for seed in self.seeds]
+        self.diverge_factor = settings["diverge_factor"]
+        size = len(self.seeds)
+        self.first_loss = torch.full((size,), math.nan, device=device)
+        self.max_loss = torch.full((size,), -math.inf, device=device)
+        self.diverged = torch.zeros(size, dtype=torch.bool, device=device)
+        self.steps = 0
+
+    def forward(self, params: dict[str, Tensor], x: Tensor, shared: bool = False) -> Tensor:
+        """The seeds' outputs [seeds, batch, classes] on per-seed inputs ``x`` [seeds, batch, ...] (or one input for
+        every seed when ``shared``)."""
+        def one(p: dict[str, Tensor], b: dict[str, Tensor], xs: Tensor) -> Tensor:
+            return torch.func.functional_call(self.base, (p, b), (xs,))
+
+        return torch.func.vmap(one, in_dims=(0, 0, None if shared else 0))(params, self.buffers, x)
+
+    def advance(self, x: Tensor, y: Tensor, steps: int) -> None:
+        """Train up to ``steps`` minibatch steps in all (the diverged seeds frozen); record first and largest losses."""
+        params = list(self.params.values())
+        while self.steps < steps and not bool(self.diverged.all()):
+            idx = torch.stack([next(it) for it in self.indices]).to(y.device)
+            leaves = {k: p.requires_grad_(True) for k, p in self.params.items()}
+            out = self.forward(leaves, x[idx])
+            losses = F.cross_entropy(out.flatten(0, 1), y[idx].flatten(), reduction="none").view(idx.shape).mean(dim=1)
+            value = losses.detach()
+            self.first_loss = torch.where(self.first_loss.isnan(), value, self.first_loss)
+            alive = ~self.diverged
+            self.max_loss = torch.where(alive, torch.maximum(self.max_loss, value), self.max_loss)
+            self.diverged |= alive & ~(value.isfinite() & (value <= self.diverge_factor * self.first_loss))
+            # contiguous: vmap's weight gradients come transposed, and the fused kernels read memory in the param's order
+            grads = [g.contiguous() for g in torch.autograd.grad(losses.sum(), params)]
+            for p in params:
+                p.requires_grad_(False)
+            self.step_fn(grads, ~self.diverged)
+            self.steps += 1
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+        """Per seed: mean cross-entropy and accuracy on (x, y)."""
+        loss = torch.zeros(len(self.seeds), device=y.device, dtype=torch.float64)
+        correct = torch.zeros(len(self.seeds), device=y.device, dtype=torch.int64)
+        for xs, ys in zip(x.split(chunk), y.split(chunk), strict=True):
+            out = self.forward(self.params, xs, shared=True)
+            loss += F.cross_entropy(out.flatten(0, 1), ys.repeat(len(self.seeds)), reduction="none").view(len(self.seeds), -1).sum(1)
+            correct += (out.argmax(dim=2) == ys).sum(dim=1)
+        return loss / len(y), correct / len(y)
+
+    def record(self, data: Any, eval_samples: int) -> list[Row]:
+        """Per seed, where the run stands (as :meth:`Run.record`): first / max minibatch loss, train (first
+        ``eval_samples``), val and test loss and accuracy (losses nan once diverged)."""
+        diverged = self.diverged.tolist()
+        rows = [{"diverged": d, "first_loss": f, "max_loss": m}
+                for d, f, m in zip(diverged, self.first_loss.tolist(), self.max_loss.tolist(), strict=True)]
+        for split, (xs, ys) in eval_splits(data, eval_samples).items():
+            losses, accs = (v.tolist() for v in self.evaluate(xs, ys))
+            for row, loss_value, acc, d in zip(rows, losses, accs, diverged, strict=True):
+                row[f"{split}_loss"] = loss_value if math.isfinite(loss_value) and not d else math.nan
+                row[f"{split}_acc"] = acc
+        for row in rows:
+            row["first_loss"] = None if math.isnan(row["first_loss"]) else row["first_loss"]
+        return rows
+
+
+def eval_splits(data: Any, eval_samples: int) -> dict[str, Batch]:
+    """What a run is evaluated on at a budget: the first ``eval_samples`` train samples, val and test."""
+    return {"train": (data.train.x[:eval_samples], data.train.y[:eval_samples]), "val": (data.val.x, data.val.y),
+            "test": (data.test.x, data.test.y)}
+
+
+def _lr_groups(lrs: Sequence[float], mask: Tensor) -> dict[float, list[int]]:
+    """The live seeds (``mask``) by lr: one fused optimizer call per distinct lr (one call on a grid arm)."""
+    groups: dict[float, list[int]] = {}
+    for s, (lr, live) in enumerate(zip(lrs, mask.tolist(), strict=True)):
+        if live:
+            groups.setdefault(lr, []).append(s)
+    return groups
+
+
+def _slices(tensors: Sequence[Tensor], seeds: Sequence[int]) -> list[Tensor]:
+    """Seed ``s``'s view of every stacked tensor, for each of ``seeds``: what torch.optim's fused kernels step."""
+    return [t[s] for s in seeds for t in tensors]
+
+
+def _fused(device: torch.device) -> bool:
+    """torch.optim's fused kernels run on the CPU and CUDA; elsewhere its foreach path."""
+    return device.type in ("cpu", "cuda")
+
+
+def stacked_sgd(params: dict[str, Tensor], lrs: Sequence[float]) -> Callable[[Sequence[Tensor], Tensor], None]:
+    """Plain SGD (book alg. 8.1) on stacked parameters: ``torch.optim.sgd.sgd`` (fused) on the live seeds' slices,
+    lr per seed; a frozen seed's parameters stay as they are."""
+    from torch.optim.sgd import sgd
+
+    tensors = list(params.values())
+    fused = _fused(tensors[0].device)
+
+    def step(grads: Sequence[Tensor], mask: Tensor) -> None:
+        for lr, seeds in _lr_groups(lrs, mask).items():
+            sgd(_slices(tensors, seeds), _slices(grads, seeds), [None] * (len(seeds) * len(tensors)), fused=fused, foreach=not fused,
+                lr=lr, weight_decay=0.0, momentum=0.0, dampening=0.0, nesterov=False, maximize=False)
+
+    return step
+
+
+def stacked_adam(params: dict[str, Tensor], lrs: Sequence[float], rho1: float, rho2: float, delta: float
+                 ) -> Callable[[Sequence[Tensor], Tensor], None]:
+    """Adam (book alg. 8.7, ``torch.optim.adam.adam``, fused) on stacked parameters, lr per seed, with per-seed moments
+    and step counts; a frozen seed's parameters stay as they are."""
+    from torch.optim.adam import adam
+
+    tensors = list(params.values())
+    fused = _fused(tensors[0].device)
+    first = [torch.zeros_like(p) for p in tensors]
+    second = [torch.zeros_like(p) for p in tensors]
+    counts = [[torch.zeros((), device=p.device) for p in tensors] for _ in lrs]
+
+    def step(grads: Sequence[Tensor], mask: Tensor) -> None:
+        for lr, seeds in _lr_groups(lrs, mask).items():
+            adam(_slices(tensors, seeds), _slices(grads, seeds), _slices(first, seeds), _slices(second, seeds), [],
+                 [c for s in seeds for c in counts[s]], fused=fused, foreach=not fused, amsgrad=False, beta1=rho1, beta2=rho2,
+                 lr=lr, weight_decay=0.0, eps=delta, maximize=False)
+
+    return step
+
+
+STACKED_OPTIMIZERS: dict[str, Callable[..., Callable[[Sequence[Tensor], Tensor], None]]] = {"sgd": stacked_sgd, "adam": stacked_adam}
+
+
+def optimizer_settings(optim: str) -> dict[str, Any]:
+    """The hyperparameters of ``conf/optim/<optim>.yaml`` other than lr (what the stacked step takes)."""
+    if optim not in STACKED_OPTIMIZERS:
+        raise ValueError(f"optimizer {optim!r} has no seed-batched step; batched: {sorted(STACKED_OPTIMIZERS)}")
+    return {k: v for k, v in conf_node("optim", optim).items() if k not in ("_target_", "_partial_", "lr")}
+
+
 @dataclass
 class Arm:
-    """One lr setting of a search: its labels, its lr per seed, and whether halving may drop it."""
+    """One lr setting of a search: its labels, its lr per seed, and whether halving may drop it; ``runs``: its seeds
+    trained together (:class:`SeedRuns`, started on first use)."""
 
     labels: Row
     lrs: dict[int, float]
     ranked: bool = True
-    runs: dict[int, Run] = field(default_factory=dict)
+    runs: Any = None
 
 
-def successive_halving(arms: list[Arm], start: Callable[[float, int], Run], data: Any, settings: dict) -> list[Row]:
-    """Every arm (and seed) to the first budget; then only the best ceil(n / eta) ranked arms (at least ``min_keep``;
-    mean val loss over seeds, a diverged run counts as inf) and every unranked arm go on to the next budget.
-    One row per arm, seed and budget reached."""
+def successive_halving(arms: list[Arm], start: Callable[[dict[int, float]], Any], data: Any, settings: dict) -> list[Row]:
+    """Every arm (all its seeds at once: ``start(arm.lrs)``, a :class:`SeedRuns`) to the first budget; then only the
+    best ceil(n / eta) ranked arms (at least ``min_keep``; mean val loss over seeds, a diverged run counts as inf) and
+    every unranked arm go on to the next budget. One row per arm, seed and budget reached."""
     budgets = budget_steps(settings, len(data.train.y))
     per_epoch = steps_per_epoch(len(data.train.y), settings["batch_size"])
     rows, alive = [], list(arms)
     for k, steps in enumerate(budgets):
         scores = {}
         for arm in alive:
-            for seed, lr in arm.lrs.items():
-                if seed not in arm.runs:
-                    arm.runs[seed] = start(lr, seed)
-                run = arm.runs[seed]
-                run.advance(data.train.x, data.train.y, steps)
-                rows.append(arm.labels | {"seed": seed, "lr": lr, "epochs": steps / per_epoch, "steps": steps}
-                            | run.record(data, settings["eval_samples"]))
-            scores[id(arm)] = statistics.fmean(tables.loss_or_inf(r["val_loss"]) for r in rows[-len(arm.lrs):])
+            if arm.runs is None:
+                arm.runs = start(arm.lrs)
+            arm.runs.advance(data.train.x, data.train.y, steps)
+            records = arm.runs.record(data, settings["eval_samples"])
+            rows += [arm.labels | {"seed": seed, "lr": lr, "epochs": steps / per_epoch, "steps": steps} | record
+                     for (seed, lr), record in zip(arm.lrs.items(), records, strict=True)]
+            scores[id(arm)] = statistics.fmean(tables.loss_or_inf(r["val_loss"]) for r in records)
         if k + 1 < len(budgets):
             ranked = sorted((a for a in alive if a.ranked), key=lambda a: scores[id(a)])
             keep = max(math.ceil(len(ranked) / settings["eta"]), settings["min_keep"])
             kept = {id(a) for a in ranked[:keep]}
             for arm in alive:
                 if arm.ranked and id(arm) not in kept:
-                    arm.runs.clear()  # free the dropped runs' models
+                    arm.runs = None  # free the dropped runs' models
             alive = [a for a in alive if not a.ranked or id(a) in kept]
     return rows
 
@@ -168,12 +334,11 @@ def init_batch(batch: Batch, settings: dict) -> Batch:
     return batch[0][: settings["init_samples"]], batch[1][: settings["init_samples"]]
 
 
-def starter(model_of: Callable[[int], nn.Module], optim: str, settings: dict) -> Callable[[float, int], Run]:
-    """``start(lr, seed)``: a fresh run of ``model_of(seed)``'s copy under ``optim`` with ``lr``."""
-    def start(lr: float, seed: int) -> Run:
-        model = model_of(seed)
-        return Run(model, make_optimizer(optim, model.parameters(), lr=lr), batches(settings["n_train"], settings["batch_size"], seed),
-                   settings["diverge_factor"])
+def starter(model_of: Callable[[int], nn.Module], optim: str, settings: dict) -> Callable[[dict[int, float]], SeedRuns]:
+    """``start(lrs)``: every seed of ``lrs`` (seed -> lr) trained together from its own ``model_of(seed)`` under
+    ``optim`` (a :class:`SeedRuns`)."""
+    def start(lrs: dict[int, float]) -> SeedRuns:
+        return SeedRuns([model_of(seed) for seed in lrs], optim, list(lrs.values()), list(lrs), settings["n_train"], settings)
 
     return start
 
@@ -196,44 +361,133 @@ def theorem2_rows(model: nn.Module, batch: Batch, tol: float) -> list[Row]:
     return [{"layer": k} | {key: r[key] for key in ("lambda_max", "ratio_as_written", "ratio_corrected")} for k, r in enumerate(records)]
 
 
+def lr_overrides(activation: str) -> list[str]:
+    """The pipeline model with ``activation`` (the lr study covers tanh, the paper's setting, and ReLU, He's)."""
+    return [f"model.activation={activation}"]
+
+
 def lr_at_init(task: tuple) -> tuple[Row, list[Row]]:
-    """One init and seed: lambda_max(H_0) on the curvature batch and the Theorem 2 rows."""
-    settings, params, context, init, seed = task
+    """One activation, init and seed: lambda_max(H_0) on the curvature batch and the Theorem 2 rows."""
+    settings, params, context, activation, init, seed = task
     data, batch = context.load(settings["curvature_samples"])
-    model = initialized(init, seed, init_batch(batch, settings), (), params["data"])
+    model = initialized(init, seed, init_batch(batch, settings), lr_overrides(activation), params["data"])
     lam = lambda_max(model, batch, settings["tol"])
-    bounds = [{"init": init, "seed": seed} | row for row in theorem2_rows(model, batch, settings["tol"])]
-    print(f"study lr: {init} seed {seed}: lambda_max {lam:.4g}", flush=True)
-    return {"init": init, "seed": seed, "lambda_max": lam, "samples": len(batch[1])}, bounds
+    labels = {"activation": activation, "init": init, "seed": seed}
+    bounds = [labels | row for row in theorem2_rows(model, batch, settings["tol"])]
+    print(f"study lr: {activation} {init} seed {seed}: lambda_max {lam:.4g}", flush=True)
+    return labels | {"lambda_max": lam, "samples": len(batch[1])}, bounds
+
+
+# ---------------------------------------------------------------- grids that decide: edges extended, selection refined
+
+
+def grid_best(rows: Sequence[Row], key: str) -> float:
+    """The ``key`` value (lr or c) with the lowest mean val loss over seeds at the longest budget."""
+    top = max(r["epochs"] for r in rows)
+    return tables.lowest([r | {"lr": r[key]} for r in rows if r["epochs"] == top], ())[()]
+
+
+def all_diverged(rows: Sequence[Row]) -> bool:
+    """Every seed of an arm diverged (read at its longest budget)."""
+    top = max(r["epochs"] for r in rows)
+    return all(r["diverged"] for r in rows if r["epochs"] == top)
+
+
+@dataclass
+class GridSearch:
+    """One searched axis (``key``: lr, or c of lr = c / lambda_0): ``train(value)`` runs a new arm of that value
+    through every budget (its rows labelled ``grid_pass``); ``ratio``: the grid's factor between neighbours."""
+
+    key: str
+    train: Callable[[float, str], list[Row]]
+    ratio: float
+
+    def extend(self, rows: list[Row], values: list[float], bound: int) -> Row:
+        """While the selection sits on an edge of ``values``: one more value beyond that edge (``ratio`` further), at
+        most ``bound`` times; stop early when the new value diverges for every seed. The edge columns of the search:
+        ``grid_edge`` (none | low | high: where the final selection sits) and ``edge_reason`` (interior | next_diverges:
+        the value beyond the edge diverged for every seed | bound: ``bound`` extensions spent, "at every value tried")."""
+        for extension in range(bound + 1):
+            best = grid_best(rows, self.key)
+            side = "low" if best == min(values) else "high" if best == max(values) else None
+            if side is None:
+                return {"grid_edge": "none", "edge_reason": "interior"}
+            if extension == bound:
+                return {"grid_edge": side, "edge_reason": "bound"}
+            value = best / self.ratio if side == "low" else best * self.ratio
+            new = self.train(value, "edge")
+            rows += new
+            values.append(value)
+            if all_diverged(new):
+                return {"grid_edge": side, "edge_reason": "next_diverges"}
+        raise AssertionError("unreachable")
+
+    def refine(self, rows: list[Row], values: list[float], points_per_octave: int) -> float:
+        """Values at 2^(k / points_per_octave) x the selection, strictly between its grid neighbours (one ``ratio``
+        either side), each trained through every budget; the resolution reached (log10 of the finest step around the
+        selection, decades)."""
+        best = grid_best(rows, self.key)
+        step = 2 ** (1 / points_per_octave)
+        span = math.floor(math.log(self.ratio, step) - 1e-9)
+        for k in [*range(-span, 0), *range(1, span + 1)]:
+            value = best * step ** k
+            if not any(math.isclose(value, v, rel_tol=1e-6) for v in values):
+                rows += self.train(value, "refine")
+                values.append(value)
+        return math.log10(step) if span else math.log10(self.ratio)
+
+
+def grid_ratio(values: Sequence[float]) -> float:
+    """The geometric step of a grid: its geometric-mean factor between neighbours (a grid has two values at least)."""
+    ordered = sorted(values)
+    if len(ordered) < 2:
+        raise ValueError(f"a searched grid needs two values at least to have edges and a step, got {ordered}")
+    return (ordered[-1] / ordered[0]) ** (1 / (len(ordered) - 1))
 
 
 def lr_search(task: tuple) -> list[Row]:
-    """One init and optimizer, all seeds: the grid by successive halving, the default lr and c / lambda_max(H_0)."""
-    settings, params, context, init, optim, lams = task
+    """One activation, init and optimizer, all seeds: the grid by successive halving, the default lr and
+    c / lambda_max(H_0); then the grid extended at an edge selection (``edge_extensions``) and refined around the
+    selection (optimizers of ``refine.optims``, ``refine.points_per_octave``)."""
+    settings, params, context, activation, init, optim, lams = task
     data, batch = context.load(settings["curvature_samples"])
     default = default_lr(optim)
     grid = [float(lr) for lr in settings["lr_grid"][optim]]
     seeds = params["seeds"]
-    arms = [Arm({"setting": "grid"}, dict.fromkeys(seeds, lr), ranked=lr != default) for lr in grid]
+    arms = [Arm({"setting": "grid", "grid_pass": "grid"}, dict.fromkeys(seeds, lr), ranked=lr != default) for lr in grid]
     arms += [] if default in grid else [Arm({"setting": "default"}, dict.fromkeys(seeds, default), ranked=False)]
     arms.append(Arm({"setting": "curvature"}, {seed: settings["curvature_c"] / lams[seed] for seed in seeds}, ranked=False))
-    models = {seed: initialized(init, seed, init_batch(batch, settings), (), params["data"]) for seed in seeds}
+    overrides = lr_overrides(activation)
+    models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in seeds}
     start = starter(lambda seed: copy.deepcopy(models[seed]), optim, settings | {"n_train": len(data.train.y)})
     rows = successive_halving(arms, start, data, settings)
-    print(f"study lr: {init} {optim}: {len(rows)} evaluations", flush=True)
-    return [{"init": init, "lambda_max": lams[r["seed"]], "default_lr": default, "optim": optim} | r for r in rows]
+
+    def train(lr: float, grid_pass: str) -> list[Row]:
+        return successive_halving([Arm({"setting": "grid", "grid_pass": grid_pass}, dict.fromkeys(seeds, lr))], start, data, settings)
+
+    search, values = GridSearch("lr", train, grid_ratio(grid)), list(grid)
+    grid_rows = [r for r in rows if r["setting"] == "grid"]
+    edge = search.extend(grid_rows, values, settings["edge_extensions"])
+    refined = optim in settings["refine"]["optims"]
+    resolution = search.refine(grid_rows, values, settings["refine"]["points_per_octave"]) if refined else math.log10(search.ratio)
+    rows = [r for r in rows if r["setting"] != "grid"] + grid_rows
+    print(f"study lr: {activation} {init} {optim}: {len(rows)} evaluations, best lr {grid_best(grid_rows, 'lr'):.3g} "
+          f"({edge['edge_reason']})", flush=True)
+    labels = {"activation": activation, "init": init, "default_lr": default, "optim": optim} | edge | {"lr_resolution": resolution}
+    return [labels | {"lambda_max": lams[r["seed"]]} | r for r in rows]
 
 
 def lr_study(settings: dict, params: dict, context: "StageContext") -> dict[str, list[Row]]:
-    """Per init and seed: lambda_max at init (and Theorem 2's rows); per init and optimizer: every seed at the grid lrs
-    (successive halving), the default lr and lr = c / lambda_max (``setting``: grid, default, curvature)."""
-    pairs = [(init, seed) for init in params["inits"] for seed in params["seeds"]]
-    measured = context.map(lr_at_init, [(settings, params, context, init, seed) for init, seed in pairs])
+    """Per activation, init and seed: lambda_max at init (and Theorem 2's rows); per activation, init and optimizer:
+    every seed at the grid lrs (successive halving, extended at an edge, refined around the selection), the default lr
+    and lr = c / lambda_max (``setting``: grid, default, curvature)."""
+    triples = [(a, init, seed) for a in settings["activations"] for init in params["inits"] for seed in params["seeds"]]
+    measured = context.map(lr_at_init, [(settings, params, context, *t) for t in triples])
     at_init = [row for row, _ in measured]
     bounds = [row for _, rows in measured for row in rows]
-    lams = {(r["init"], r["seed"]): r["lambda_max"] for r in at_init}
-    tasks = [(settings, params, context, init, optim, {seed: lams[(init, seed)] for seed in params["seeds"]})
-             for init in params["inits"] for optim in params["optimizers"]]
+    lams = {(r["activation"], r["init"], r["seed"]): r["lambda_max"] for r in at_init}
+    tasks = [(settings, params, context, a, init, optim, {seed: lams[(a, init, seed)] for seed in params["seeds"]})
+             for a in settings["activations"] for init in params["inits"] for optim in params["optimizers"]]
     budgets = [row for rows in context.map(lr_search, tasks) for row in rows]
     final = longest(budgets)
     return {"lr/runs": final, "lr/budgets": budgets, "lr/at_init": at_init, "lr/theorem2": bounds,
@@ -279,19 +533,28 @@ def depth_config_at_init(task: tuple) -> list[Row]:
 
 
 def depth_search(task: tuple) -> list[Row]:
-    """One activation, depth and init, all seeds: lr = c / lambda_0 for every c of ``lr_factors`` by successive halving."""
+    """One activation, depth and init, all seeds: lr = c / lambda_0 for every c of ``lr_factors`` by successive halving,
+    extended at an edge selection (``edge_extensions``)."""
     settings, params, context, activation, depth, init, lambda_0 = task
     data, batch = context.load(settings["curvature_samples"])
     overrides = depth_overrides(settings, activation, depth)
     labels = {"init": init, "activation": activation, "depth": depth, "lambda_0": lambda_0}
     seeds = params["seeds"]
-    arms = [Arm(labels | {"c": c}, dict.fromkeys(seeds, c / lambda_0)) for c in settings["lr_factors"]]
+    arms = [Arm(labels | {"c": c, "grid_pass": "grid"}, dict.fromkeys(seeds, c / lambda_0)) for c in settings["lr_factors"]]
     models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in seeds}
     start = starter(lambda seed: copy.deepcopy(models[seed]), settings["optim"], settings | {"n_train": len(data.train.y)})
     rows = successive_halving(arms, start, data, settings)
+
+    def train(c: float, grid_pass: str) -> list[Row]:
+        return successive_halving([Arm(labels | {"c": c, "grid_pass": grid_pass}, dict.fromkeys(seeds, c / lambda_0))], start, data,
+                                  settings)
+
+    search = GridSearch("c", train, grid_ratio(settings["lr_factors"]))
+    edge = search.extend(rows, list(settings["lr_factors"]), settings["edge_extensions"])
     best = tables.best_depth_lr(rows)
-    print(f"study depth: {activation} depth {depth} {init}: lambda_0 {lambda_0:.4g}, best lr {best:g}", flush=True)
-    return [r | {"best_lr": best} for r in rows]
+    print(f"study depth: {activation} depth {depth} {init}: lambda_0 {lambda_0:.4g}, best lr {best:g} ({edge['edge_reason']})",
+          flush=True)
+    return [r | edge | {"best_lr": best} for r in rows]
 
 
 def depth_study(settings: dict, params: dict, context: "StageContext") -> dict[str, list[Row]]:

@@ -54,6 +54,12 @@ def load_demo_json(results: str | Path, demo: str, name: str) -> Any:
 # ---------------------------------------------------------------- the study (stages study@lr, study@depth)
 
 SETTINGS = ("default", "best_lr", "curvature_lr")
+# What one lr selection is made over (the seeds of one config at one budget): the key of ``best_lrs``.
+SELECTION = ("init", "optim", "epochs", "activation")
+# Columns the study writes once per grid search: where its selection sits on the (extended) grid (grid_edge: none |
+# low | high), why it stops there (edge_reason: interior | next_diverges | bound), the lr resolution around the
+# selection (lr_resolution, decades) and the selected lr / factor of a depth search (best_lr, c).
+SEARCH_COLUMNS = ("grid_edge", "edge_reason", "lr_resolution", "best_lr", "c")
 
 
 def interval_columns(values: Iterable[Any], prefix: str = "", method: str = "t") -> Row:
@@ -74,10 +80,10 @@ def loss_or_inf(value: Any) -> float:
 
 
 def best_lrs(runs: Iterable[Row], select_on: str = "val_loss") -> dict[tuple, float]:
-    """Per (init, optim, epochs): the grid lr with the lowest mean ``select_on`` over seeds (diverged runs count as inf)
-    among the lrs evaluated at that budget (``epochs`` None in rows without it)."""
+    """Per (init, optim, epochs, activation): the grid lr with the lowest mean ``select_on`` over seeds (diverged runs
+    count as inf) among the lrs evaluated at that budget (``epochs`` / ``activation`` None in rows without them)."""
     grid = [r for r in runs if r["setting"] != "curvature"]
-    return lowest(grid, ("init", "optim", "epochs"), select_on)
+    return lowest(grid, SELECTION, select_on)
 
 
 def lowest(rows: Iterable[Row], keys: Sequence[str], select_on: str = "val_loss") -> dict[tuple, float]:
@@ -104,25 +110,34 @@ def setting_runs(runs: Sequence[Row]) -> list[Row]:
     best = best_lrs(runs)
     labelled = {
         "default": [r for r in runs if r["setting"] != "curvature" and r["lr"] == r["default_lr"]],
-        "best_lr": [r for r in runs if r["setting"] != "curvature" and r["lr"] == best[(r["init"], r["optim"], r.get("epochs"))]],
+        "best_lr": [r for r in runs if r["setting"] != "curvature" and r["lr"] == best[tuple(r.get(k) for k in SELECTION)]],
         "curvature_lr": [r for r in runs if r["setting"] == "curvature"],
     }
     return [r | {"setting": setting} for setting in SETTINGS for r in labelled[setting]]
 
 
 def lr_grid_table(runs: Sequence[Row]) -> list[Row]:
-    """Per init, optimizer, grid lr and budget (epochs): val loss and accuracy, mean and 95% t-interval over seeds."""
+    """Per activation, init, optimizer, grid lr and budget (epochs): val loss and accuracy, mean and 95% t-interval
+    over seeds, with the search's ``grid_edge`` / ``edge_reason`` / ``lr_resolution`` (where the rows carry them)."""
     grid = [r for r in runs if r["setting"] != "curvature"]
-    return [{"init": init, "optim": optim, "lr": lr, "epochs": epochs} | metric_columns(group, "val_loss", "val_acc")
-            for (init, optim, lr, epochs), group in sorted(group_by(grid, "init", "optim", "lr", "epochs").items())]
+    keys = ("activation", "init", "optim", "lr", "epochs")
+    return [dict(zip(keys, key, strict=True)) | _search_columns(group) | metric_columns(group, "val_loss", "val_acc")
+            for key, group in sorted(group_by(grid, *keys).items(), key=lambda item: tuple(map(str, item[0][:3])) + item[0][3:])]
+
+
+def _search_columns(group: Sequence[Row]) -> Row:
+    """The grid search's own columns of a group's rows (the same on every row of one search)."""
+    return {k: group[0][k] for k in SEARCH_COLUMNS if group[0].get(k) is not None}
 
 
 def lr_fairness_table(runs: Sequence[Row]) -> list[Row]:
-    """Per init, optimizer, setting and budget: the (median over seeds) lr, test loss and accuracy with 95% t-intervals
-    over seeds."""
-    return [{"init": init, "optim": optim, "setting": setting, "epochs": epochs, "lr": statistics.median(r["lr"] for r in group)}
+    """Per activation, init, optimizer, setting and budget: the (median over seeds) lr, test loss and accuracy with
+    95% t-intervals over seeds, and the search's edge columns."""
+    keys = ("activation", "init", "optim", "setting", "epochs")
+    return [dict(zip(keys, key, strict=True)) | {"lr": statistics.median(r["lr"] for r in group)}
+            | _search_columns(group)
             | metric_columns(group, "test_loss", "test_acc")
-            for (init, optim, setting, epochs), group in group_by(setting_runs(runs), "init", "optim", "setting", "epochs").items()]
+            for key, group in group_by(setting_runs(runs), *keys).items()]
 
 
 DEPTH_QUANTITIES = {"train_loss": "runs", "lambda_max": "at_init", "jacobian_norm_product": "at_init", "variance_ratio": "at_init"}
@@ -134,5 +149,5 @@ def depth_table(tables: dict[str, Sequence[Row]]) -> list[Row]:
     for quantity, source in DEPTH_QUANTITIES.items():
         for (init, activation, depth), group in group_by(tables[source], "init", "activation", "depth").items():
             rows.append({"init": init, "activation": activation, "depth": depth, "quantity": quantity}
-                        | interval_columns(r[quantity] for r in group))
+                        | interval_columns(r[quantity] for r in group) | _search_columns(group))
     return rows
