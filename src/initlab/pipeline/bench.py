@@ -166,7 +166,7 @@ def targets(node: Any) -> list[str]:
     from initlab.schema import target_allowed
 
     children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-    own = [node["_target_"]] if isinstance(node, dict) and not target_allowed(node.get("_target_", "initlab")) else []
+    own = [node["_target_"]] if isinstance(node, dict) and "_target_" in node and not target_allowed(node["_target_"]) else []
     return own + [t for child in children for t in targets(child)]
 
 
