@@ -75,15 +75,16 @@ def test_depth_selection_never_reads_test():
 
 def test_successive_halving_keeps_arms_by_val_only():
     """The study's halving loop with runs whose records carry a test column that raises on access."""
-    class Run:
-        def __init__(self, lr, seed):
-            self.lr, self.seed = lr, seed
+    class Runs:
+        def __init__(self, lrs):
+            self.lrs = lrs
 
         def advance(self, x, y, steps):
             pass
 
         def record(self, data, eval_samples):
-            return ValOnly({"val_loss": abs(math.log10(self.lr) + 1) + 0.01 * self.seed, "test_loss": -math.log10(self.lr), "train_loss": 1.0})
+            return [ValOnly({"val_loss": abs(math.log10(lr) + 1) + 0.01 * seed, "test_loss": -math.log10(lr), "train_loss": 1.0})
+                    for seed, lr in self.lrs.items()]
 
     class Split:
         x, y = None, [0] * 700
@@ -91,7 +92,7 @@ def test_successive_halving_keeps_arms_by_val_only():
     data = type("Data", (), {"train": Split})()
     arms = [study.Arm(labels={"init": "spectral"}, lrs={seed: lr for seed in (1, 2)}) for lr in (0.001, 0.01, 0.1, 1.0, 10.0)]
     settings = {"budgets": [1, 2, 4], "batch_size": 100, "eta": 3, "min_keep": 1, "eval_samples": 10}
-    rows = study.successive_halving(arms, Run, data, settings)
+    rows = study.successive_halving(arms, Runs, data, settings)
     last = max(r["epochs"] for r in rows)
     assert {r["lr"] for r in rows if r["epochs"] == last} == {0.1}  # val's best; test would keep 10.0
 

@@ -76,7 +76,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 2048) -> tuple
 
 @dataclass
 class Run:
-    """One training run, advanced budget by budget; it stops for good once it diverges."""
+    """One seed's training run, advanced budget by budget; it stops for good once it diverges (the spectra stage's loop,
+    and the per-seed reference of :class:`SeedRuns`)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -108,49 +109,187 @@ class Run:
         """Where the run stands: first / max minibatch loss, and train (first ``eval_samples``), val and test
         loss and accuracy (losses nan once diverged)."""
         row: Row = {"diverged": self.diverged, "first_loss": self.first_loss, "max_loss": self.max_loss}
-        for split, (xs, ys) in {"train": (data.train.x[:eval_samples], data.train.y[:eval_samples]),
-                                "val": (data.val.x, data.val.y), "test": (data.test.x, data.test.y)}.items():
+        for split, (xs, ys) in eval_splits(data, eval_samples).items():
             loss_value, acc = evaluate(self.model, xs, ys)
             row[f"{split}_loss"] = loss_value if math.isfinite(loss_value) and not self.diverged else math.nan
             row[f"{split}_acc"] = acc
         return row
 
 
+class SeedRuns:
+    """All seeds of one arm trained as one model: the seeds' parameters stacked on a leading axis
+    (``torch.func.stack_module_state``), one forward / backward per step for all seeds
+    (``vmap(functional_call)``: a batched matmul over seeds), one optimizer step per parameter tensor for all seeds.
+
+    Each seed keeps its own lr, its own batch order (:func:`batches` under its seed) and its own divergence: a seed
+    whose minibatch loss is non-finite or above ``diverge_factor`` x its first stops there (its parameters frozen),
+    the others go on. Seed s's trajectory is that of :class:`Run` on ``models[s]`` (tests/pipeline/test_study_loop.py);
+    the loss of a step is the sum over seeds of each seed's mean loss, so no seed's gradient sees another's.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], optim: str, lrs: Sequence[float], seeds: Sequence[int], n_train: int,
+                 settings: dict):
+        self.seeds = list(seeds)
+        self.base = models[0]  # the architecture functional_call runs; its own tensors are never read
+        self.params, self.buffers = torch.func.stack_module_state(list(models))
+        self.params = {k: p.detach() for k, p in self.params.items()}
+        device = next(iter(self.params.values())).device
+        self.step_fn = STACKED_OPTIMIZERS[optim](self.params, torch.tensor(lrs, dtype=torch.float32, device=device),
+                                                 **optimizer_settings(optim))
+        self.indices = [batches(n_train, settings["batch_size"], seed) for seed in self.seeds]
+        self.diverge_factor = settings["diverge_factor"]
+        size = len(self.seeds)
+        self.first_loss = torch.full((size,), math.nan, device=device)
+        self.max_loss = torch.full((size,), -math.inf, device=device)
+        self.diverged = torch.zeros(size, dtype=torch.bool, device=device)
+        self.steps = 0
+
+    def forward(self, params: dict[str, Tensor], x: Tensor, shared: bool = False) -> Tensor:
+        """The seeds' outputs [seeds, batch, classes] on per-seed inputs ``x`` [seeds, batch, ...] (or one input for
+        every seed when ``shared``)."""
+        def one(p: dict[str, Tensor], b: dict[str, Tensor], xs: Tensor) -> Tensor:
+            return torch.func.functional_call(self.base, (p, b), (xs,))
+
+        return torch.func.vmap(one, in_dims=(0, 0, None if shared else 0))(params, self.buffers, x)
+
+    def advance(self, x: Tensor, y: Tensor, steps: int) -> None:
+        """Train up to ``steps`` minibatch steps in all (the diverged seeds frozen); record first and largest losses."""
+        params = list(self.params.values())
+        while self.steps < steps and not bool(self.diverged.all()):
+            idx = torch.stack([next(it) for it in self.indices]).to(y.device)
+            leaves = {k: p.requires_grad_(True) for k, p in self.params.items()}
+            out = self.forward(leaves, x[idx])
+            losses = F.cross_entropy(out.flatten(0, 1), y[idx].flatten(), reduction="none").view(idx.shape).mean(dim=1)
+            value = losses.detach()
+            self.first_loss = torch.where(self.first_loss.isnan(), value, self.first_loss)
+            alive = ~self.diverged
+            self.max_loss = torch.where(alive, torch.maximum(self.max_loss, value), self.max_loss)
+            self.diverged |= alive & ~(value.isfinite() & (value <= self.diverge_factor * self.first_loss))
+            grads = torch.autograd.grad(losses.sum(), params)
+            for p in params:
+                p.requires_grad_(False)
+            self.step_fn(grads, ~self.diverged)
+            self.steps += 1
+
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+        """Per seed: mean cross-entropy and accuracy on (x, y)."""
+        loss = torch.zeros(len(self.seeds), device=y.device, dtype=torch.float64)
+        correct = torch.zeros(len(self.seeds), device=y.device, dtype=torch.int64)
+        for xs, ys in zip(x.split(chunk), y.split(chunk), strict=True):
+            out = self.forward(self.params, xs, shared=True)
+            loss += F.cross_entropy(out.flatten(0, 1), ys.repeat(len(self.seeds)), reduction="none").view(len(self.seeds), -1).sum(1)
+            correct += (out.argmax(dim=2) == ys).sum(dim=1)
+        return loss / len(y), correct / len(y)
+
+    def record(self, data: Any, eval_samples: int) -> list[Row]:
+        """Per seed, where the run stands (as :meth:`Run.record`): first / max minibatch loss, train (first
+        ``eval_samples``), val and test loss and accuracy (losses nan once diverged)."""
+        diverged = self.diverged.tolist()
+        rows = [{"diverged": d, "first_loss": f, "max_loss": m}
+                for d, f, m in zip(diverged, self.first_loss.tolist(), self.max_loss.tolist(), strict=True)]
+        for split, (xs, ys) in eval_splits(data, eval_samples).items():
+            losses, accs = (v.tolist() for v in self.evaluate(xs, ys))
+            for row, loss_value, acc, d in zip(rows, losses, accs, diverged, strict=True):
+                row[f"{split}_loss"] = loss_value if math.isfinite(loss_value) and not d else math.nan
+                row[f"{split}_acc"] = acc
+        for row in rows:
+            row["first_loss"] = None if math.isnan(row["first_loss"]) else row["first_loss"]
+        return rows
+
+
+def eval_splits(data: Any, eval_samples: int) -> dict[str, Batch]:
+    """What a run is evaluated on at a budget: the first ``eval_samples`` train samples, val and test."""
+    return {"train": (data.train.x[:eval_samples], data.train.y[:eval_samples]), "val": (data.val.x, data.val.y),
+            "test": (data.test.x, data.test.y)}
+
+
+def _per_seed(value: Tensor, like: Tensor) -> Tensor:
+    """A [seeds] vector shaped to broadcast against a stacked parameter [seeds, ...]."""
+    return value.view(-1, *([1] * (like.dim() - 1)))
+
+
+def stacked_sgd(params: dict[str, Tensor], lrs: Tensor) -> Callable[[Sequence[Tensor], Tensor], None]:
+    """Plain SGD (book alg. 8.1, as ``torch.optim.SGD``) on stacked parameters, lr per seed; seeds not in ``mask`` keep
+    their parameters."""
+    tensors = list(params.values())
+    rates = [_per_seed(lrs, p) for p in tensors]
+
+    def step(grads: Sequence[Tensor], mask: Tensor) -> None:
+        for p, g, lr in zip(tensors, grads, rates, strict=True):
+            p.sub_(torch.where(_per_seed(mask, p), lr * g, 0.0))
+
+    return step
+
+
+def stacked_adam(params: dict[str, Tensor], lrs: Tensor, rho1: float, rho2: float, delta: float
+                 ) -> Callable[[Sequence[Tensor], Tensor], None]:
+    """Adam (book alg. 8.7) on stacked parameters, lr per seed, in ``torch.optim.Adam``'s order of operations
+    (delta after the bias correction of sqrt(r)); seeds not in ``mask`` keep their parameters."""
+    tensors = list(params.values())
+    rates = [_per_seed(lrs, p) for p in tensors]
+    first = [torch.zeros_like(p) for p in tensors]
+    second = [torch.zeros_like(p) for p in tensors]
+    count = [0]
+
+    def step(grads: Sequence[Tensor], mask: Tensor) -> None:
+        count[0] += 1
+        correction1, correction2 = 1 - rho1 ** count[0], (1 - rho2 ** count[0]) ** 0.5
+        for p, g, lr, s, r in zip(tensors, grads, rates, first, second, strict=True):
+            keep = _per_seed(mask, p)
+            s.copy_(torch.where(keep, s.lerp(g, 1 - rho1), s))
+            r.copy_(torch.where(keep, r * rho2 + (1 - rho2) * g * g, r))
+            denom = (r.sqrt() / correction2).add_(delta)
+            p.sub_(torch.where(keep, (lr / correction1) * s / denom, 0.0))
+
+    return step
+
+
+STACKED_OPTIMIZERS: dict[str, Callable[..., Callable[[Sequence[Tensor], Tensor], None]]] = {"sgd": stacked_sgd, "adam": stacked_adam}
+
+
+def optimizer_settings(optim: str) -> dict[str, Any]:
+    """The hyperparameters of ``conf/optim/<optim>.yaml`` other than lr (what the stacked step takes)."""
+    if optim not in STACKED_OPTIMIZERS:
+        raise ValueError(f"optimizer {optim!r} has no seed-batched step; batched: {sorted(STACKED_OPTIMIZERS)}")
+    return {k: v for k, v in conf_node("optim", optim).items() if k not in ("_target_", "_partial_", "lr")}
+
+
 @dataclass
 class Arm:
-    """One lr setting of a search: its labels, its lr per seed, and whether halving may drop it."""
+    """One lr setting of a search: its labels, its lr per seed, and whether halving may drop it; ``runs``: its seeds
+    trained together (:class:`SeedRuns`, started on first use)."""
 
     labels: Row
     lrs: dict[int, float]
     ranked: bool = True
-    runs: dict[int, Run] = field(default_factory=dict)
+    runs: Any = None
 
 
-def successive_halving(arms: list[Arm], start: Callable[[float, int], Run], data: Any, settings: dict) -> list[Row]:
-    """Every arm (and seed) to the first budget; then only the best ceil(n / eta) ranked arms (at least ``min_keep``;
-    mean val loss over seeds, a diverged run counts as inf) and every unranked arm go on to the next budget.
-    One row per arm, seed and budget reached."""
+def successive_halving(arms: list[Arm], start: Callable[[dict[int, float]], Any], data: Any, settings: dict) -> list[Row]:
+    """Every arm (all its seeds at once: ``start(arm.lrs)``, a :class:`SeedRuns`) to the first budget; then only the
+    best ceil(n / eta) ranked arms (at least ``min_keep``; mean val loss over seeds, a diverged run counts as inf) and
+    every unranked arm go on to the next budget. One row per arm, seed and budget reached."""
     budgets = budget_steps(settings, len(data.train.y))
     per_epoch = steps_per_epoch(len(data.train.y), settings["batch_size"])
     rows, alive = [], list(arms)
     for k, steps in enumerate(budgets):
         scores = {}
         for arm in alive:
-            for seed, lr in arm.lrs.items():
-                if seed not in arm.runs:
-                    arm.runs[seed] = start(lr, seed)
-                run = arm.runs[seed]
-                run.advance(data.train.x, data.train.y, steps)
-                rows.append(arm.labels | {"seed": seed, "lr": lr, "epochs": steps / per_epoch, "steps": steps}
-                            | run.record(data, settings["eval_samples"]))
-            scores[id(arm)] = statistics.fmean(tables.loss_or_inf(r["val_loss"]) for r in rows[-len(arm.lrs):])
+            if arm.runs is None:
+                arm.runs = start(arm.lrs)
+            arm.runs.advance(data.train.x, data.train.y, steps)
+            records = arm.runs.record(data, settings["eval_samples"])
+            rows += [arm.labels | {"seed": seed, "lr": lr, "epochs": steps / per_epoch, "steps": steps} | record
+                     for (seed, lr), record in zip(arm.lrs.items(), records, strict=True)]
+            scores[id(arm)] = statistics.fmean(tables.loss_or_inf(r["val_loss"]) for r in records)
         if k + 1 < len(budgets):
             ranked = sorted((a for a in alive if a.ranked), key=lambda a: scores[id(a)])
             keep = max(math.ceil(len(ranked) / settings["eta"]), settings["min_keep"])
             kept = {id(a) for a in ranked[:keep]}
             for arm in alive:
                 if arm.ranked and id(arm) not in kept:
-                    arm.runs.clear()  # free the dropped runs' models
+                    arm.runs = None  # free the dropped runs' models
             alive = [a for a in alive if not a.ranked or id(a) in kept]
     return rows
 
@@ -168,12 +307,11 @@ def init_batch(batch: Batch, settings: dict) -> Batch:
     return batch[0][: settings["init_samples"]], batch[1][: settings["init_samples"]]
 
 
-def starter(model_of: Callable[[int], nn.Module], optim: str, settings: dict) -> Callable[[float, int], Run]:
-    """``start(lr, seed)``: a fresh run of ``model_of(seed)``'s copy under ``optim`` with ``lr``."""
-    def start(lr: float, seed: int) -> Run:
-        model = model_of(seed)
-        return Run(model, make_optimizer(optim, model.parameters(), lr=lr), batches(settings["n_train"], settings["batch_size"], seed),
-                   settings["diverge_factor"])
+def starter(model_of: Callable[[int], nn.Module], optim: str, settings: dict) -> Callable[[dict[int, float]], SeedRuns]:
+    """``start(lrs)``: every seed of ``lrs`` (seed -> lr) trained together from its own ``model_of(seed)`` under
+    ``optim`` (a :class:`SeedRuns`)."""
+    def start(lrs: dict[int, float]) -> SeedRuns:
+        return SeedRuns([model_of(seed) for seed in lrs], optim, list(lrs.values()), list(lrs), settings["n_train"], settings)
 
     return start
 
