@@ -179,6 +179,8 @@ def check_init(init: str, settings: dict) -> None:
 
     if init not in settings["inits"] or init not in options("init"):
         found = [problem("init", init, f"must be one of bench.inits (params.yaml) with a conf/init/<name>.yaml: {list(settings['inits'])}")]
+    elif min(settings["depths"]) < 2:
+        found = [problem("bench.depths (params.yaml)", settings["depths"], "must be >= 2 (a variance gain needs two hidden layers)")]
     else:
         trusted = trusted_modules()
         found = [] if all(str(target).startswith(tuple(f"{m}." for m in trusted)) for target in targets(conf_node("init", init))) \

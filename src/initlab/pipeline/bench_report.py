@@ -14,6 +14,7 @@ one above it has a 95% interval containing 0 shares its rank (``=``).
 """
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,7 @@ VERDICT_COLORS = {"better": "#009E73", "worse": "#D55E00", "no different": "#7F7
 def figure(values: dict, compared: dict[str, list[Row]], settings: dict, params: dict):
     """Per activation (columns): the primary metric and lambda_max(H_0) per init, dot and 95% interval, inits in
     leaderboard order, coloured by the Holm verdict vs the reference on the primary metric."""
-    from initlab.pipeline.style import finish, new_figure
+    from initlab.pipeline.style import finish, n_text, new_figure
 
     activations, inits, primary = settings["activations"], settings["inits"], primary_key(settings)
     curvature = ("lambda_max", settings["depths"][0], "", AT_INIT, 0)
@@ -227,10 +228,10 @@ def figure(values: dict, compared: dict[str, list[Row]], settings: dict, params:
             ax.set_xlabel(key_label(key), fontsize=8)
             ax.set_title(f"{activation}: {'rank by ' if row == 0 else ''}{QUANTITIES[key[0]].label}", fontsize=9)
             ax.grid(alpha=0.3, axis="x")
-    n = sorted({t_interval(v.values()).n for v in values.values()})
-    title = (f"{len(inits)} inits on {params['data']}: {key_label(primary)} and lambda_max(H_0) at init, "
-             f"against {', '.join(a + ': ' + settings['reference'][a] for a in activations)}")
-    caption = (f"Dots: means over n = {n[0]}-{n[-1]} seeds; bars: 95% t intervals. Colour: the Holm-adjusted verdict of the "
+    counts = [t_interval(v.values()).n for v in values.values()]
+    title = (f"{len(inits)} inits on {params['data']} ranked by {key_label(primary)}, with lambda_max(H_0) at init "
+             f"(references: {', '.join(a + ' ' + settings['reference'][a] for a in activations)})")
+    caption = (f"Dots: means over {n_text(counts, 'seeds')}; bars: 95% t intervals. Colour: the Holm-adjusted verdict of the "
                f"paired difference from the reference on the top row's metric (green better, orange worse, grey no different, "
                f"black the reference). Inits in leaderboard order, best at the top.")
     return finish(fig, title, caption)
@@ -244,6 +245,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     settings = params["bench"]
+    missing = [a for a in settings["activations"] if settings["reference"].get(a) not in settings["inits"]]
+    if missing:
+        print(f"initlab: bench.reference.{missing[0]} (params.yaml): got {settings['reference'].get(missing[0])!r}, "
+              f"must be one of bench.inits", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     values = per_seed([row for init in settings["inits"] for row in read_csv(bench_file(args.results, init))])
     compared = {a: comparisons(values, a, settings["reference"][a], settings["alpha"]) for a in settings["activations"]}
     write_csv(Path(args.results) / "bench" / "leaderboard.csv", leaderboard_rows(values, compared))
