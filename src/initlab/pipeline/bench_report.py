@@ -39,7 +39,7 @@ class Quantity:
 QUANTITIES: dict[str, Quantity] = {
     "lambda_max": Quantity("lambda_max(H_0)", 0),
     "trace": Quantity("tr(H_0)", 0),
-    "jacobian_norm_product": Quantity("prod ||J^(k)||", 0),
+    "jacobian_norm_product": Quantity("prod ‖J^(k)‖", 0),
     "variance_gain": Quantity("Var gain / layer", 0),
     "dead_fraction": Quantity("dead units", -1),
     "safe_step_factor": Quantity("safe GD factor c", +1),
@@ -52,7 +52,7 @@ VERDICTS = {(1, 1): "better", (1, -1): "worse", (-1, 1): "worse", (-1, -1): "bet
 
 
 def key_of(row: Row) -> Key:
-    return tuple(row[k] or "" for k in ("quantity", "depth", "optim", "setting", "epochs"))
+    return tuple("" if row[k] is None else row[k] for k in ("quantity", "depth", "optim", "setting", "epochs"))
 
 
 def key_label(key: Key) -> str:
@@ -178,7 +178,7 @@ def report(values: dict, compared: dict[str, list[Row]], settings: dict, params:
              f"{settings['budgets']} epochs, optimizers {settings['optimizers']}; lrs chosen on val loss only, test only reported. "
              "Protocol: params.yaml `bench:`; every quantity per seed: `results/bench/inits/<init>.csv`; "
              "every interval and verdict: `results/bench/leaderboard.csv`. Figure: `reports/bench.png`.",
-             "", "Quantities: at init lambda_max(H_0) and tr(H_0) (analysis engine; ReLU trace exact), prod ||J^(k)|| (layer "
+             "", "Quantities: at init lambda_max(H_0) and tr(H_0) (analysis engine; ReLU trace exact), prod ‖J^(k)‖ (layer "
              "Jacobian norms), per-layer forward variance gain, dead ReLU units (silent on every curvature sample); "
              "safe GD factor c: the largest c of the scan at which every full-batch GD step with lr = c / lambda_max(H_0) lowers "
              "the loss; max stable SGD lr: the largest grid lr not diverged within the first budget; train loss / val / test "
@@ -224,7 +224,7 @@ def figure(values: dict, compared: dict[str, list[Row]], settings: dict, params:
                 ax.errorbar([iv.mean], [y], xerr=[[iv.mean - iv.low], [iv.high - iv.mean]] if iv.n > 1 else None,
                             fmt="o", color=color, markersize=4, capsize=2)
             ax.set_yticks(range(len(order)), order, fontsize=7)
-            ax.set_xscale("log" if key == curvature else "linear")
+            ax.set_xscale("log" if key == curvature and ax.dataLim.x0 > 0 else "linear")
             ax.set_xlabel(key_label(key), fontsize=8)
             ax.set_title(f"{activation}: {'rank by ' if row == 0 else ''}{QUANTITIES[key[0]].label}", fontsize=9)
             ax.grid(alpha=0.3, axis="x")
