@@ -73,6 +73,11 @@ def _settings(node: str, rules: list[Callable[..., None]], given: dict[str, Any]
     return settings
 
 
+def _rule_name(rule: Callable[..., None]) -> str:
+    """A callable scheme's name (a ``functools.partial``'s function): what ``init.json`` and reports show."""
+    return getattr(getattr(rule, "func", rule), "__name__", type(rule).__name__)
+
+
 def _bind(rule: Callable[..., None], settings: dict[str, Any]) -> Callable[..., None]:
     return partial(rule, **{key: settings[key] for key in hyperparameters(rule)})
 
@@ -95,14 +100,15 @@ class Initializer:
     scheme and of the data-aware rescaling.
     """
 
-    def __init__(self, scheme: str, bias: str | Mapping[str, Any] = "zeros", **params: Any) -> None:
-        self.scheme = _choice("init scheme", scheme, sorted(WEIGHT_INITS) + sorted(DATA_AWARE_INITS))
+    def __init__(self, scheme: str | Callable[..., None], bias: str | Mapping[str, Any] = "zeros", **params: Any) -> None:
+        rule = scheme if callable(scheme) else None  # a rule of the registry's signature, e.g. a user's own (docs/bench.md)
+        self.scheme = _rule_name(rule) if rule else _choice("init scheme", scheme, sorted(WEIGHT_INITS) + sorted(DATA_AWARE_INITS))
         bias_params = {"scheme": bias} if isinstance(bias, str) else dict(bias)  # a bare name: ``init.bias=constant``
         self.bias = _choice("bias scheme", bias_params.pop("scheme", None), sorted(BIAS_INITS))
-        data_aware = DATA_AWARE_INITS.get(scheme)
+        data_aware = None if rule else DATA_AWARE_INITS.get(scheme)
         given = dict(params)
         base = given.pop("base", data_aware.base) if data_aware else scheme
-        weight_rule = WEIGHT_INITS[_choice("base scheme", base, sorted(WEIGHT_INITS))]
+        weight_rule = rule or WEIGHT_INITS[_choice("base scheme", base, sorted(WEIGHT_INITS))]
         rules = [weight_rule, data_aware.rescale] if data_aware else [weight_rule]
         self.params = ({"base": base} if data_aware else {}) | _settings("init", rules, given, f"scheme {scheme!r}")
         self.bias_params = _settings("init.bias", [BIAS_INITS[self.bias]], bias_params, f"bias scheme {self.bias!r}")
