@@ -64,6 +64,7 @@ def lr_study_activation(data: str) -> str:
 TALLY = (claims.HOLDS, claims.FAILS, claims.INCONCLUSIVE, claims.TYPO)
 SOURCES = ("paper", "book", "lecture notes")
 EXECUTION_KEYS = frozenset({"device", "workers", "threads"})  # where and how fast a stage runs, never what it finds
+OTHER_PROTOCOLS = frozenset({"bench"})  # initlab bench's own protocol (bench/dvc.yaml): it decides none of this report's verdicts
 CHANGELOG = Path(__file__).resolve().parents[3] / "docs" / "methods.md"
 
 
@@ -72,8 +73,9 @@ CHANGELOG = Path(__file__).resolve().parents[3] / "docs" / "methods.md"
 
 def protocol_hash(params: dict[str, Any]) -> str:
     """sha256 of the canonical JSON (sorted keys, no spaces) of every ``params.yaml`` section except the execution ones
-    (:data:`EXECUTION_KEYS`): the data, seeds, inits, studies, demos and the report's claims all decide verdicts."""
-    protocol = {k: v for k, v in params.items() if k not in EXECUTION_KEYS}
+    (:data:`EXECUTION_KEYS`) and the bench's (:data:`OTHER_PROTOCOLS`): the data, seeds, inits, studies, demos and the
+    report's claims all decide verdicts."""
+    protocol = {k: v for k, v in params.items() if k not in EXECUTION_KEYS | OTHER_PROTOCOLS}
     return hashlib.sha256(json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()).hexdigest()
 
 
