@@ -8,6 +8,7 @@ module, model, init, optimizer and schedule (their constructors check the rest).
 become the same one line through ``hydra_error``.
 """
 
+import difflib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -38,7 +39,7 @@ def register_resolvers() -> None:
 # Hydra's composition errors -> (key, value, what is allowed) of the one-line form.
 HYDRA_MESSAGES = (
     (re.compile(r"Could not override '(?P<key>[^']+)'\.\s+To append to your config use \+(?P=key)=(?P<value>.*?)\s*$", re.M),
-     "unknown key (an existing key is set without '+', a new one with '+': +{key}=...)"),
+     "unknown key{hint} (an existing key is set without '+', a new one with '+': +{key}=...)"),
     (re.compile(r"Could not append to config\. An item is already at '(?P<key>[^']+)'"),
      "already in the config: set it without '+' ({key}=...)"),
     (re.compile(r"Could not (?:override|delete|append to) '(?P<key>[^']+)'"), "is not a key or group of this config"),
@@ -55,9 +56,33 @@ def hydra_error(err: Exception) -> ConfigError:
         if found := pattern.search(str(err)):
             value = found.groupdict().get("value")
             value = f"+{found['key']}=..." if value is None else value
-            return ConfigError(schema.problem(found["key"], value, allowed.format(**found.groupdict())))
+            return ConfigError(schema.problem(found["key"], value, allowed.format(hint=_key_hint(found["key"]), **found.groupdict())))
     cause = f" ({str(err.__cause__).splitlines()[0]})" if isinstance(err.__cause__, OmegaConfBaseException) else ""
     return ConfigError(f"{str(err).split('See https://')[0]}{cause}".replace("full_key:", "key:"))
+
+
+def _key_hint(key: str) -> str:
+    """`` (did you mean 'model.widths'?)`` for a mistyped key: the closest key of the group's option files, those of
+    the option chosen on the command line first (``model.widht`` -> ``model.widths`` for the default mlp)."""
+    import sys
+
+    group, _, name = key.partition(".")
+    folder = CONFIG_DIR / group
+    if not name or "." in name or not folder.is_dir():
+        return ""
+    chosen = [a.partition("=")[2] for a in sys.argv[1:] if a.partition("=")[0] == group] or [_default_option(group)]
+    files = sorted(folder.glob("*.yaml"), key=lambda f: f.stem not in chosen)
+    for option in files:
+        keys = [k for k in OmegaConf.load(option) if isinstance(k, str) and not k.startswith("_")]
+        if close := difflib.get_close_matches(name, keys, n=1):
+            return f" (did you mean {group}.{close[0]!r}?)".replace(f"{group}.'", f"'{group}.")
+    return ""
+
+
+def _default_option(group: str) -> str:
+    """The option the root config ``train.yaml`` picks for ``group``."""
+    defaults = OmegaConf.load(CONFIG_DIR / "train.yaml").get("defaults", [])
+    return next((str(d[group]) for d in defaults if isinstance(d, DictConfig) and group in d), "")
 
 
 def _choice(cfg: DictConfig, group: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
+import yaml
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -172,6 +173,8 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[
             exit_config_error(err)
         except (HydraException, OmegaConfBaseException) as err:
             exit_config_error(hydra_error(err))
+        except yaml.YAMLError as err:  # a config file that is not YAML (a colleague's, a --config-dir's)
+            exit_config_error(ConfigError(problem("config file", " ".join(str(err).split())[:200], "must be valid YAML")))
         except Interrupted as err:
             print(f"initlab: interrupted by {signal.Signals(err.signum).name} before the run started", file=sys.stderr, flush=True)
             sys.exit(128 + err.signum)
