@@ -71,11 +71,13 @@ def _key_hint(key: str) -> str:
     if not name or "." in name or not folder.is_dir():
         return ""
     chosen = [a.partition("=")[2] for a in sys.argv[1:] if a.partition("=")[0] == group] or [_default_option(group)]
-    files = sorted(folder.glob("*.yaml"), key=lambda f: f.stem not in chosen)
-    for option in files:
-        keys = [k for k in OmegaConf.load(option) if isinstance(k, str) and not k.startswith("_")]
-        if close := difflib.get_close_matches(name, keys, n=1):
-            return f" (did you mean {group}.{close[0]!r}?)".replace(f"{group}.'", f"'{group}.")
+    keys = {f.stem: [k for k in OmegaConf.load(f) if isinstance(k, str) and not k.startswith("_")] for f in sorted(folder.glob("*.yaml"))}
+    having = [option for option, names in keys.items() if name in names]
+    if having:
+        return f" (a key of {group}={'/'.join(having)}, not of {group}={chosen[0]})"
+    for option in sorted(keys, key=lambda o: o not in chosen):
+        if close := difflib.get_close_matches(name, keys[option], n=1):
+            return f" (did you mean '{group}.{close[0]}'?)"
     return ""
 
 

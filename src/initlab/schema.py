@@ -122,21 +122,34 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_PATH and all(len(p) <= MAX_NAME for p in value.split(os.sep))
 
 
-def _existing_part(path: str) -> Path:
-    """The deepest existing folder or file on ``path`` (what a mkdir would start from)."""
+def _existing_part(path: str) -> Path | None:
+    """The deepest existing folder or file on ``path`` (what a mkdir would start from); None where the system refuses to
+    say (``/proc/1/root/x``: permission denied), so an unreadable path is a rule's one line, not an OSError."""
     current = Path(path).absolute()
-    while not current.exists() and current != current.parent:
-        current = current.parent
-    return current
+    try:
+        while not current.exists() and current != current.parent:
+            current = current.parent
+        return current if current.is_dir() or current.exists() else None
+    except OSError:
+        return None
 
 
 def _is_dir(value: Any) -> bool:
-    """A path whose existing part is a folder (so mkdir can make the rest): ``/dev/null/x`` or a file is not."""
-    return _is_path(value) and "${" not in value and _existing_part(value).is_dir()
+    """A path whose existing part is a readable folder (so mkdir can make the rest): ``/dev/null/x``, a file or
+    ``/proc/1/root/x`` is not."""
+    if not (_is_path(value) and "${" not in value):
+        return False
+    existing = _existing_part(value)
+    return existing is not None and existing.is_dir() and os.access(existing, os.R_OK | os.X_OK)
 
 
 def _is_writable_dir(value: Any) -> bool:
     return _is_dir(value) and os.access(_existing_part(value), os.W_OK | os.X_OK)
+
+
+def _is_data_folder(value: Any) -> bool:
+    """``data.path``: a folder (or one to be made), not a file: the dataset's files are looked up inside it."""
+    return _is_dir(value) and not Path(value).is_file()
 
 
 def _is_name(value: Any) -> bool:
@@ -159,8 +172,11 @@ def _is_duration(value: Any) -> bool:
 
 BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
 PATH: Rule = (_is_path, f"a path (at most {MAX_PATH} characters, {MAX_NAME} per component)")
-DIR: Rule = (_is_dir, "a folder path whose existing part is a folder (not a file)")
-WRITABLE_DIR: Rule = (_is_writable_dir, "a folder path whose existing part is a writable folder")
+DIR: Rule = (_is_dir, "a folder path whose existing part is a readable folder (not a file)")
+WRITABLE_DIR: Rule = (_is_writable_dir, "a folder path whose existing part is a readable, writable folder")
+DATA_FOLDER: Rule = (_is_data_folder, "a readable folder holding the dataset's files, not a file")
+# Lightning's ModelCheckpoint wants a datetime.timedelta there, which a config cannot build (not allowlisted).
+TIME_INTERVAL: Rule = (lambda v: v is None, "null (use every_n_train_steps or every_n_epochs: a config cannot build a timedelta)")
 NAME: Rule = (_is_name, f"a plain name (no '/', not '.' or '..', at most {MAX_NAME} characters): it names a file or folder")
 DURATION_RULE: Rule = (_is_duration, "a duration longer than zero ('DD:HH:MM:SS' or {days,hours,minutes,seconds})")
 LR = number(LR_FLOOR, strict=False, high=LR_CEIL)
@@ -200,7 +216,7 @@ RULES: dict[str, Rule] = {
     "data.split_seed": SEED,
     "data.verify_md5": BOOL,
     "data.download": BOOL,
-    "data.path": optional(PATH),
+    "data.path": optional(DATA_FOLDER),
     "data.num_classes": integer(2),
     "data.input_shape": list_of(integer(1)),
     "model.num_classes": integer(2),
@@ -234,6 +250,7 @@ RULES: dict[str, Rule] = {
     "callbacks.*.num_samples": integer(1),
     "callbacks.*.tol": POSITIVE,
     "callbacks.*.filename": optional(NAME),
+    "callbacks.*.train_time_interval": TIME_INTERVAL,
     "logger.*.mode": choice("offline", "online", "disabled"),
     "logger.*.project": NAME,
     "logger.csv.name": NAME,
