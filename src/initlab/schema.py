@@ -65,8 +65,9 @@ LOG_STREAMS = ("ext://sys.stdout", "ext://sys.stderr")
 ENV_NAMES = ("*_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING", "CUBLAS_WORKSPACE_CONFIG",
              "PYTORCH_CUDA_ALLOC_CONF", "WANDB_MODE", "WANDB_SILENT", "WANDB_PROJECT", "WANDB_ENTITY", "HYDRA_FULL_ERROR")
 ENV_VALUE = re.compile(r"[A-Za-z0-9_.,:=+-]{0,256}")
-# The smallest value of a knob that scales a step (lr_auto_scale, gradient_clip_val): a millionth of the defaults (1.0).
-# Below it the run's steps are too small to move a float32 weight, and a run that did not train would end `done`.
+# The smallest value of a knob that scales a step or a weight (lr_auto_scale, gradient_clip_val, sched.gamma, init.gain,
+# init.std): a millionth of the defaults (1.0). Below it steps or weights are too small to move a float32 weight, and a
+# run that did not train would end `done` (a zero init is init=zeros).
 SCALE_FLOOR = 1e-6
 # The largest analysis knobs: far past any useful setting, small enough that a run ends in minutes, not hours.
 ANALYSIS_MAX = {"k_top": 256, "trace_probes": 10_000, "slq_probes": 256, "slq_steps": 1024, "grid": 100_000}
@@ -231,6 +232,9 @@ RULES: dict[str, Rule] = {
     "optim.lr": either(choice("auto"), LR),
     "optim.lr_refresh": optional(integer(1)),
     "sched.warmup_steps": integer(0),
+    "sched.gamma": number(SCALE_FLOOR, strict=False, high=1),  # the decay factor: below the floor the lr is 0 in a step
+    "init.gain": number(SCALE_FLOOR, strict=False, high=LR_CEIL),
+    "init.std": number(SCALE_FLOOR, strict=False, high=LR_CEIL),
     "sched.tau": optional(POSITIVE),
     "sched.step_size": optional(integer(1)),
     "trainer.max_epochs": integer(1),

@@ -7,10 +7,13 @@ every attack exits 2 with one line, no traceback and no marker file; every valid
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hydra._internal.hydra import Hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
@@ -22,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 from initlab import schema
 from initlab.config import CONFIG_DIR, ConfigError, check_composed, check_overrides, hydra_error
 from tests.cli.attacks import ATTACKS, MARKER, VALID
+from tests.cli.test_fuzz import GOOD
 from tests.conftest import run_cli
 
 
@@ -138,3 +142,18 @@ def test_attacks_as_subprocesses_run_nothing(tmp_path):
             counts["valid_refused"].append(case.name)
     print({key: len(names) for key, names in counts.items()}, f"over {len(ATTACKS)} attacks and {len(VALID)} valid inputs")
     assert counts == {key: [] for key in counts}
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+@given(attack=st.sampled_from(ATTACKS), good=st.lists(st.sampled_from(GOOD), max_size=3, unique=True))
+def test_fuzz_an_attack_among_valid_overrides_is_still_refused(attack, good):
+    """An attack hidden among valid overrides (in either order) is refused in one line and runs nothing."""
+    with tempfile.TemporaryDirectory() as folder:
+        args = attack.prepare(Path(folder))
+        flags = [a for a in args if a.startswith("-")]
+        line = refusal([*good, *args] if not flags else [*args, *good])
+        if attack.name in ("lr_auto_scale_tiny", "gradient_clip_tiny") and line is None:  # decided by validate_config
+            return
+        assert line and "\n" not in line
+        assert not (Path(folder) / MARKER).exists()

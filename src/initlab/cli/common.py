@@ -111,7 +111,10 @@ def check_every_composition(config_dirs: list[Path]) -> None:
 
     def checked(self: Any, *args: Any, **kwargs: Any) -> DictConfig:
         cfg = load(self, *args, **kwargs)
-        check_composed(cfg, config_dirs)
+        try:
+            check_composed(cfg, config_dirs)
+        except ConfigError as err:  # exits here: Hydra's first composition (get_mode) swallows any Exception
+            exit_config_error(err)
         return cfg
 
     checked.__wrapped__ = load  # type: ignore[attr-defined]
