@@ -161,7 +161,7 @@ def _override_problems(override: Any, multirun: bool, config_dirs: list[Path]) -
         elif not (isinstance(value, str) or (key in LIST_GROUPS and isinstance(value, list) and all(isinstance(v, str) for v in value))):
             several = f" (only {', '.join(LIST_GROUPS)} composes a list of options)" if isinstance(value, list) else ""
             yield schema.problem(key, value, f"must be one option of {options}{several}")
-        elif not all(schema._is_option(v) for v in (value if isinstance(value, list) else [value])):
+        elif not all(schema.is_option(v) for v in (value if isinstance(value, list) else [value])):
             yield schema.problem(key, value, schema.OPTION_ALLOWED)
         elif isinstance(value, list) and len(set(value)) < len(value):
             yield schema.problem(key, value, f"names an option twice: each of {options} at most once")
@@ -180,7 +180,7 @@ def _flag_problems(known: Any) -> Iterator[str]:
     for flag, attribute, why in REFUSED_FLAGS:
         if getattr(known, attribute, None) is not None:
             yield schema.problem(flag, getattr(known, attribute), why)
-    if known.config_name is not None and not schema._is_name(known.config_name):
+    if known.config_name is not None and not schema.NAME[0](known.config_name):
         yield schema.problem("--config-name", known.config_name, "must be a root config's name in conf/ (train, analyze, lr_find)")
 
 

@@ -479,12 +479,12 @@ def hydra_problems(hydra: dict[str, Any]) -> list[str]:
         problems += _logging_problems(f"hydra.{key}", hydra.get(key) or {})
     problems += _env_problems((hydra.get("job") or {}).get("env_set"))
     for group, option in ((hydra.get("runtime") or {}).get("choices") or {}).items():
-        if isinstance(option, str) and not _is_option(option):
+        if isinstance(option, str) and not is_option(option):
             problems.append(problem(str(group), option, OPTION_ALLOWED))
     return problems
 
 
-def _is_option(value: str) -> bool:
+def is_option(value: str) -> bool:
     """A config group option: a relative name inside its group's folder (``sub/name`` is fine, ``..`` and ``/x`` not)."""
     return bool(value) and not value.startswith(("/", "\\")) and ".." not in re.split(r"[/\\]", value) and "\0" not in value
 
