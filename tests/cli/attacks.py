@@ -65,7 +65,9 @@ ATTACKS = [
     Attack("hydra_callbacks_walk", COLLEAGUE, _experiment(
         "hydra:\n  callbacks:\n    evil:\n      _target_: torch.nn.modules.module.torch.serialization.os.system\n"
         "      _args_: ['touch {m}']\n")),
-    Attack("hydra_sweeper_yaml", ["-m", *COLLEAGUE], _experiment(f"hydra:\n  sweeper: {SYSTEM}\n")),
+    Attack("hydra_sweeper_yaml", ["-m", *COLLEAGUE], _experiment("hydra:\n  sweeper:\n    _target_: os.system\n")),
+    Attack("hydra_launcher_walk", ["-m", *COLLEAGUE], _experiment(
+        "hydra:\n  launcher:\n    _target_: hydra._internal.core_plugins.basic_launcher.os.system\n")),
     Attack("experiment_dotdot", ["experiment=../../../../../../..{d}/evil"], {"evil.yaml": f"# @package _global_\ncallbacks:\n  evil: {SYSTEM}\n"}),
     Attack("experiment_absolute", ["experiment={d}/evil"], {"evil.yaml": "# @package _global_\n"}),
     Attack("searchpath_override", ["hydra.searchpath=[file://{d}/cd]", "experiment=evil"], _experiment("")),
