@@ -1,8 +1,10 @@
 """Config checks of the Hydra apps: every bad input is one ``ConfigError`` line before anything runs.
 
-``validate_config`` runs right after composition, cheapest check first, and raises on the first
-problem: the schema's key, value and cross-key rules (no torch import, so a typo fails in about
-a second), then each target's signature and the machine's devices, then a dry build of data
+``check_composed`` runs on every config Hydra composes for the apps (and on any config read from a
+file, such as a checkpoint's run folder) before any of it is used: resolvers, every ``_target_`` by
+exact module path, Hydra's own node. ``validate_config`` runs right after composition, cheapest
+check first, and raises on the first problem: the schema's key, value and cross-key rules (no
+torch import, so a typo fails in about a second), then each target's signature and the machine's devices, then a dry build of data
 module, model, init, optimizer and schedule (their constructors check the rest).
 ``validate_with_data`` checks what needs the loaded dataset. Hydra's own composition errors
 become the same one line through ``hydra_error``.

@@ -38,8 +38,10 @@ PATH_SHOWN = 240  # characters of a path a one-line message keeps (400 in all)
 # and far from float32's overflow (3.4e38), where a larger one crashes a step instead of diverging.
 LR_CEIL = 1e6
 # What a `_target_` may name (README "Threat model"): the objects initlab's configs instantiate, and everything
-# under them. Checked on the text before anything is imported. Narrower than whole packages on purpose: torch.hub.load,
-# torch.load and initlab's file writers are callables too. Container entries (callbacks, loggers) must be classes.
+# under them (add an entry to allow more). Checked on the text and the source before anything is imported (exact
+# module path: exact_path_problem), and on the imported object right before the build (defined_where_named).
+# Narrower than whole packages on purpose: torch.hub.load, torch.load and initlab's file writers are callables too.
+# Container entries (callbacks, loggers) must be classes.
 TARGETS = (
     "initlab.data", "initlab.models", "initlab.init", "initlab.optim", "initlab.training.callbacks", "initlab.training.loggers",
     "initlab.analysis.report.AnalysisSettings", "initlab.cli.sweep.SweepSummary",
