@@ -494,12 +494,17 @@ def is_option(value: str) -> bool:
 OPTION_ALLOWED = "must name an option inside the group's folder (no '..', not an absolute path): configs come only from conf/ and --config-dir"
 
 
+# Hydra writes these under the run dir (a relative value is relative to it); log files open from the working directory.
+UNDER_RUN_DIR = ("hydra.output_subdir",)
+
+
 def confined_problems(files: dict[str, Any], run_dir: str) -> list[str]:
     """Files Hydra writes (log files, ``hydra.output_subdir``), resolved with the run dir as ``run_dir``: each must lie
-    inside it (``..``, absolute paths elsewhere and unresolvable values are refused)."""
+    inside it (``..``, paths elsewhere, log files relative to the working directory, unresolvable values are refused)."""
     problems = []
     for key, value in files.items():
-        inside = isinstance(value, str) and os.path.normpath(os.path.join(run_dir, value)).startswith(run_dir + os.sep)
+        full = os.path.join(run_dir, value) if key in UNDER_RUN_DIR and isinstance(value, str) else value
+        inside = isinstance(full, str) and os.path.normpath(full).startswith(run_dir + os.sep)
         if value is not None and not inside:
             problems.append(problem(key, value, "must lie inside the run dir (a file name under ${hydra.runtime.output_dir})"))
     return problems

@@ -76,6 +76,8 @@ ATTACKS = [
     Attack("config_name_dotdot", ["--config-name", "../../../../../../..{d}/evil"], {"evil.yaml": "a: 1\n"}),
     Attack("experimental_rerun", ["--experimental-rerun", "{d}/rerun.pickle"]),
     Attack("log_file_outside", ["hydra.job_logging.handlers.file.filename={m}"]),
+    Attack("log_file_relative", ["hydra.job_logging.handlers.file.filename=" + MARKER]),  # opened from the working directory
+    Attack("hydra_debug_log", ["hydra/hydra_logging=hydra_debug"]),  # its log file is hydra-<job>.log in the working directory
     Attack("log_file_yaml", COLLEAGUE, _experiment("hydra:\n  job_logging:\n    handlers:\n      file:\n        filename: {m}\n")),
     Attack("log_factory", COLLEAGUE, _experiment(
         "hydra:\n  job_logging:\n    handlers:\n      file:\n        '()': os.system\n        command: 'touch {m}'\n")),
