@@ -1,13 +1,16 @@
 """Config checks of the Hydra apps: every bad input is one ``ConfigError`` line before anything runs.
 
-``validate_config`` runs right after composition, cheapest check first, and raises on the first
-problem: the schema's key, value and cross-key rules (no torch import, so a typo fails in about
-a second), then each target's signature and the machine's devices, then a dry build of data
+``check_composed`` runs on every config Hydra composes for the apps (and on any config read from a
+file, such as a checkpoint's run folder) before any of it is used: resolvers, every ``_target_`` by
+exact module path, Hydra's own node. ``validate_config`` runs right after composition, cheapest
+check first, and raises on the first problem: the schema's key, value and cross-key rules (no
+torch import, so a typo fails in about a second), then each target's signature and the machine's devices, then a dry build of data
 module, model, init, optimizer and schedule (their constructors check the rest).
 ``validate_with_data`` checks what needs the loaded dataset. Hydra's own composition errors
 become the same one line through ``hydra_error``.
 """
 
+import difflib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -18,23 +21,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from initlab import schema
+from initlab.errors import ConfigError
 from initlab.locations import CONFIG_DIR, PROJECT_ROOT
 
-__all__ = ["CONFIG_DIR", "PROJECT_ROOT", "ConfigError", "check_overrides", "hydra_error", "register_resolvers", "validate_config",
+__all__ = ["CONFIG_DIR", "PROJECT_ROOT", "ConfigError", "check_composed", "check_overrides", "composed_problems", "hydra_error", "register_resolvers", "validate_config",
            "validate_with_data"]
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE = 400
 # More steps than any run takes: the dry build checks schedules whose run length is not known yet.
 DRY_TOTAL_STEPS = 2**31 - 1
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work: one line naming the key, the value and what is allowed."""
-
-    def __init__(self, message: str) -> None:
-        line = " ".join(str(message).split())
-        super().__init__(line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "...")
 
 
 def register_resolvers() -> None:
@@ -46,7 +41,7 @@ def register_resolvers() -> None:
 # Hydra's composition errors -> (key, value, what is allowed) of the one-line form.
 HYDRA_MESSAGES = (
     (re.compile(r"Could not override '(?P<key>[^']+)'\.\s+To append to your config use \+(?P=key)=(?P<value>.*?)\s*$", re.M),
-     "unknown key (an existing key is set without '+', a new one with '+': +{key}=...)"),
+     "unknown key{hint} (an existing key is set without '+', a new one with '+': +{key}=...)"),
     (re.compile(r"Could not append to config\. An item is already at '(?P<key>[^']+)'"),
      "already in the config: set it without '+' ({key}=...)"),
     (re.compile(r"Could not (?:override|delete|append to) '(?P<key>[^']+)'"), "is not a key or group of this config"),
@@ -63,9 +58,35 @@ def hydra_error(err: Exception) -> ConfigError:
         if found := pattern.search(str(err)):
             value = found.groupdict().get("value")
             value = f"+{found['key']}=..." if value is None else value
-            return ConfigError(schema.problem(found["key"], value, allowed.format(**found.groupdict())))
+            return ConfigError(schema.problem(found["key"], value, allowed.format(hint=_key_hint(found["key"]), **found.groupdict())))
     cause = f" ({str(err.__cause__).splitlines()[0]})" if isinstance(err.__cause__, OmegaConfBaseException) else ""
     return ConfigError(f"{str(err).split('See https://')[0]}{cause}".replace("full_key:", "key:"))
+
+
+def _key_hint(key: str) -> str:
+    """`` (did you mean 'model.widths'?)`` for a mistyped key: the closest key of the group's option files, those of
+    the option chosen on the command line first (``model.widht`` -> ``model.widths`` for the default mlp)."""
+    import sys
+
+    group, _, name = key.partition(".")
+    folder = CONFIG_DIR / group
+    if not name or "." in name or not folder.is_dir():
+        return ""
+    chosen = [a.partition("=")[2] for a in sys.argv[1:] if a.partition("=")[0] == group] or [_default_option(group)]
+    keys = {f.stem: [k for k in OmegaConf.load(f) if isinstance(k, str) and not k.startswith("_")] for f in sorted(folder.glob("*.yaml"))}
+    having = [option for option, names in keys.items() if name in names]
+    if having:
+        return f" (a key of {group}={'/'.join(having)}, not of {group}={chosen[0]})"
+    for option in sorted(keys, key=lambda o: o not in chosen):
+        if close := difflib.get_close_matches(name, keys[option], n=1):
+            return f" (did you mean '{group}.{close[0]}'?)"
+    return ""
+
+
+def _default_option(group: str) -> str:
+    """The option the root config ``train.yaml`` picks for ``group``."""
+    defaults = OmegaConf.load(CONFIG_DIR / "train.yaml").get("defaults", [])
+    return next((str(d[group]) for d in defaults if isinstance(d, DictConfig) and group in d), "")
 
 
 def _choice(cfg: DictConfig, group: str) -> str:
@@ -117,6 +138,9 @@ def _group_options(key: str, config_dirs: list[Path]) -> list[str] | None:
 def _override_problems(override: Any, multirun: bool, config_dirs: list[Path]) -> Iterator[str]:
     """What is wrong with one parsed override, judged on its text: no config is composed, nothing is imported."""
     key = override.key_or_group
+    if key in REFUSED_KEYS:
+        yield schema.problem(key, override.input_line.partition("=")[2], REFUSED_KEYS[key])
+        return
     if override.is_delete() or override.package:
         return
     if not key:
@@ -139,6 +163,27 @@ def _override_problems(override: Any, multirun: bool, config_dirs: list[Path]) -
         elif not (isinstance(value, str) or (key in LIST_GROUPS and isinstance(value, list) and all(isinstance(v, str) for v in value))):
             several = f" (only {', '.join(LIST_GROUPS)} composes a list of options)" if isinstance(value, list) else ""
             yield schema.problem(key, value, f"must be one option of {options}{several}")
+        elif not all(schema.is_option(v) for v in (value if isinstance(value, list) else [value])):
+            yield schema.problem(key, value, schema.OPTION_ALLOWED)
+        elif isinstance(value, list) and len(set(value)) < len(value):
+            yield schema.problem(key, value, f"names an option twice: each of {options} at most once")
+
+
+# Hydra's command-line flags that load something from outside conf/ and --config-dir: (flag, attribute, why refused).
+REFUSED_FLAGS = (
+    ("--experimental-rerun", "experimental_rerun", "unpickles a file (code); rerun with the overrides in <run dir>/.hydra/overrides.yaml"),
+    ("--config-path", "config_path", "loads the root config from another folder; add configs with --config-dir"),
+)
+# Keys of Hydra's node no override may set.
+REFUSED_KEYS = {"hydra.searchpath": "must be empty: configs come only from conf/ and --config-dir"}
+
+
+def _flag_problems(known: Any) -> Iterator[str]:
+    for flag, attribute, why in REFUSED_FLAGS:
+        if getattr(known, attribute, None) is not None:
+            yield schema.problem(flag, getattr(known, attribute), why)
+    if known.config_name is not None and not schema.NAME[0](known.config_name):
+        yield schema.problem("--config-name", known.config_name, "must be a root config's name in conf/ (train, analyze, lr_find)")
 
 
 def check_overrides(args: list[str]) -> None:
@@ -155,6 +200,7 @@ def check_overrides(args: list[str]) -> None:
     from hydra.errors import OverrideParseException
 
     known, _ = get_args_parser().parse_known_args(args)
+    _raise_first(_flag_problems(known))
     parser, parsed = OverridesParser.create(), []
     for text in known.overrides:
         key, _, value = text.partition("=")
@@ -169,6 +215,60 @@ def check_overrides(args: list[str]) -> None:
     _raise_first(p for o in parsed for p in _override_problems(o, bool(known.multirun), config_dirs))
 
 
+# Where a run dir stands while a composed config's file paths are checked (Hydra sets the real one later).
+RUN_DIR_STAND_IN = "/initlab-run-dir"
+# Files Hydra writes into the run dir: the handlers' log files and the saved config's folder.
+HYDRA_FILES = ("hydra.output_subdir",)
+
+
+def _hydra_files(cfg: DictConfig) -> dict[str, Any]:
+    """The files Hydra will write, resolved with the run dir standing in as :data:`RUN_DIR_STAND_IN`; a value that
+    does not resolve is kept as its text (and refused)."""
+    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    copy.hydra.runtime.output_dir = RUN_DIR_STAND_IN
+    keys = [*HYDRA_FILES, *(f"hydra.{log}.handlers.{name}.filename" for log in ("job_logging", "hydra_logging")
+                            for name, handler in (OmegaConf.select(copy, f"hydra.{log}.handlers", default=None) or {}).items()
+                            if isinstance(handler, DictConfig) and "filename" in handler)]
+    files = {}
+    for key in keys:
+        try:
+            files[key] = OmegaConf.select(copy, key, throw_on_resolution_failure=True)
+        except OmegaConfBaseException:
+            files[key] = OmegaConf.select(copy, key, throw_on_resolution_failure=False)
+    return files
+
+
+def _source_problems(sources: Any, config_dirs: Iterable[Path]) -> list[str]:
+    """Config files from a folder only from conf/ and ``--config-dir`` (installed packages' configs are code, trusted)."""
+    allowed = {str(Path(d).resolve()) for d in config_dirs}
+    return [schema.problem("config source", source.get("path"), "configs come only from conf/ and --config-dir")
+            for source in sources or [] if source.get("schema") == "file" and str(Path(source.get("path", "")).resolve()) not in allowed]
+
+
+def composed_problems(cfg: DictConfig, config_dirs: Iterable[Path] = (CONFIG_DIR,)) -> Iterator[str]:
+    """What a composed config must pass before Hydra or initlab uses any of it, on the unresolved tree: resolvers,
+    every ``_target_`` anywhere (Hydra's own node included) by exact module path, then Hydra's node (search path,
+    config sources, group options, logging, environment, the files it writes) and its targets' imported objects."""
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    yield from schema.resolver_problems(raw)
+    yield from schema.target_problems(raw)
+    hydra = raw.get("hydra")
+    if not isinstance(hydra, dict):
+        return
+    yield from schema.hydra_problems(hydra)
+    yield from _source_problems((hydra.get("runtime") or {}).get("config_sources"), config_dirs)
+    yield from schema.confined_problems(_hydra_files(cfg), RUN_DIR_STAND_IN)
+    for path, node in schema.target_nodes(hydra, "hydra"):
+        if (reason := schema.defined_where_named(node["_target_"])) is not None:
+            yield schema.problem(f"{path}._target_", node["_target_"], reason)
+
+
+def check_composed(cfg: DictConfig, config_dirs: Iterable[Path] = (CONFIG_DIR,)) -> None:
+    """Raise ConfigError on the first problem :func:`composed_problems` finds. Every config Hydra composes for the apps
+    passes here (:mod:`initlab.cli.common`); so must any config read from a file (a checkpoint's run folder)."""
+    _raise_first(composed_problems(cfg, config_dirs))
+
+
 def _problems(cfg: DictConfig, plain: dict[str, Any], data_files: bool = False) -> Iterator[str]:
     """Every problem, cheapest check first; consumed lazily, so a typo never imports torch, and no target is
     imported before all of them passed the allowlist."""
@@ -179,6 +279,9 @@ def _problems(cfg: DictConfig, plain: dict[str, Any], data_files: bool = False) 
     yield from _dataset_fact_problems(plain, _data_choice(cfg))
     for path, node in schema.target_nodes(plain):
         yield from schema.signature_problems(path, node)
+    for path, node in schema.target_nodes(plain):  # imports them: right before the dry build instantiates them
+        if (reason := schema.defined_where_named(node["_target_"])) is not None:
+            yield schema.problem(f"{path}._target_", node["_target_"], reason)
     yield from schema.device_problems(plain)
     if data_files:
         yield from _data_file_problems(plain, _data_choice(cfg))
@@ -188,7 +291,9 @@ def _problems(cfg: DictConfig, plain: dict[str, Any], data_files: bool = False) 
 
 def validate_config(cfg: DictConfig, data_files: bool = False) -> None:
     """Raise ConfigError on the first problem of ``cfg``; an integer where a target declares a float becomes that float.
-    ``data_files``: also check that the dataset's files are there or can be downloaded now (what the apps do)."""
+    ``data_files``: also check that the dataset's files are there or can be downloaded now (what the apps do).
+    The composed checks (:func:`check_composed`) run first, on the unresolved tree, then all others on the resolved one."""
+    check_composed(cfg)
     _raise_first(_problems(cfg, _plain(cfg), data_files))
 
 

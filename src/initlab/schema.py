@@ -38,8 +38,10 @@ PATH_SHOWN = 240  # characters of a path a one-line message keeps (400 in all)
 # and far from float32's overflow (3.4e38), where a larger one crashes a step instead of diverging.
 LR_CEIL = 1e6
 # What a `_target_` may name (README "Threat model"): the objects initlab's configs instantiate, and everything
-# under them. Checked on the text before anything is imported. Narrower than whole packages on purpose: torch.hub.load,
-# torch.load and initlab's file writers are callables too. Container entries (callbacks, loggers) must be classes.
+# under them (add an entry to allow more). Checked on the text and the source before anything is imported (exact
+# module path: exact_path_problem), and on the imported object right before the build (defined_where_named).
+# Narrower than whole packages on purpose: torch.hub.load, torch.load and initlab's file writers are callables too.
+# Container entries (callbacks, loggers) must be classes.
 TARGETS = (
     "initlab.data", "initlab.models", "initlab.init", "initlab.optim", "initlab.training.callbacks", "initlab.training.loggers",
     "initlab.analysis.report.AnalysisSettings", "initlab.cli.sweep.SweepSummary",
@@ -51,6 +53,26 @@ TARGETS = (
 )
 DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 LOG_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARN", "WARNING", "INFO", "DEBUG", "NOTSET", 50, 40, 30, 20, 10, 0)
+
+# Resolvers an interpolation may call: each gives a plain value or a node already in the config (checked where it
+# stands), never new config built from a string (``oc.decode``, ``oc.create``: a `_target_` no check has seen).
+RESOLVERS = ("now", "hydra", "project_root", "oc.env", "oc.select")
+RESOLVER_CALL = re.compile(r"\$\{\s*([^${}:\s]+)\s*:")
+# What Hydra's logging configs (``hydra.job_logging``, ``hydra.hydra_logging``; handed to logging.config.dictConfig,
+# which imports and calls what they name) may name: these classes, these streams, no ``()`` factories.
+LOG_CLASSES = ("logging.StreamHandler", "logging.FileHandler", "logging.NullHandler", "logging.Formatter")
+LOG_STREAMS = ("ext://sys.stdout", "ext://sys.stderr")
+# ``hydra.job.env_set``: what a run may set in its own environment. Names from this list of globs only (threads, devices,
+# W&B and Hydra switches); never the loader's or the interpreter's (LD_PRELOAD, PYTHONPATH, PATH: code from a file).
+ENV_NAMES = ("*_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING", "CUBLAS_WORKSPACE_CONFIG",
+             "PYTORCH_CUDA_ALLOC_CONF", "WANDB_MODE", "WANDB_SILENT", "WANDB_PROJECT", "WANDB_ENTITY", "HYDRA_FULL_ERROR")
+ENV_VALUE = re.compile(r"[A-Za-z0-9_.,:=+-]{0,256}")
+# The smallest value of a knob that scales a step or a weight (lr_auto_scale, gradient_clip_val, sched.gamma, init.gain,
+# init.std): a millionth of the defaults (1.0). Below it steps or weights are too small to move a float32 weight, and a
+# run that did not train would end `done` (a zero init is init=zeros).
+SCALE_FLOOR = 1e-6
+# The largest analysis knobs: far past any useful setting, small enough that a run ends in minutes, not hours.
+ANALYSIS_MAX = {"k_top": 256, "trace_probes": 10_000, "slq_probes": 256, "slq_steps": 1024, "grid": 100_000}
 
 # Top-level nodes: a node with a _target_ each, except the containers (named nodes with a _target_
 # each) and the plain nodes (every key declared in RULES).
@@ -103,21 +125,34 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_PATH and all(len(p) <= MAX_NAME for p in value.split(os.sep))
 
 
-def _existing_part(path: str) -> Path:
-    """The deepest existing folder or file on ``path`` (what a mkdir would start from)."""
+def _existing_part(path: str) -> Path | None:
+    """The deepest existing folder or file on ``path`` (what a mkdir would start from); None where the system refuses to
+    say (``/proc/1/root/x``: permission denied), so an unreadable path is a rule's one line, not an OSError."""
     current = Path(path).absolute()
-    while not current.exists() and current != current.parent:
-        current = current.parent
-    return current
+    try:
+        while not current.exists() and current != current.parent:
+            current = current.parent
+        return current if current.is_dir() or current.exists() else None
+    except OSError:
+        return None
 
 
 def _is_dir(value: Any) -> bool:
-    """A path whose existing part is a folder (so mkdir can make the rest): ``/dev/null/x`` or a file is not."""
-    return _is_path(value) and "${" not in value and _existing_part(value).is_dir()
+    """A path whose existing part is a readable folder (so mkdir can make the rest): ``/dev/null/x``, a file or
+    ``/proc/1/root/x`` is not."""
+    if not (_is_path(value) and "${" not in value):
+        return False
+    existing = _existing_part(value)
+    return existing is not None and existing.is_dir() and os.access(existing, os.R_OK | os.X_OK)
 
 
 def _is_writable_dir(value: Any) -> bool:
     return _is_dir(value) and os.access(_existing_part(value), os.W_OK | os.X_OK)
+
+
+def _is_data_folder(value: Any) -> bool:
+    """``data.path``: a folder (or one to be made), not a file: the dataset's files are looked up inside it."""
+    return _is_dir(value) and not Path(value).is_file()
 
 
 def _is_name(value: Any) -> bool:
@@ -140,8 +175,11 @@ def _is_duration(value: Any) -> bool:
 
 BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")
 PATH: Rule = (_is_path, f"a path (at most {MAX_PATH} characters, {MAX_NAME} per component)")
-DIR: Rule = (_is_dir, "a folder path whose existing part is a folder (not a file)")
-WRITABLE_DIR: Rule = (_is_writable_dir, "a folder path whose existing part is a writable folder")
+DIR: Rule = (_is_dir, "a folder path whose existing part is a readable folder (not a file)")
+WRITABLE_DIR: Rule = (_is_writable_dir, "a folder path whose existing part is a readable, writable folder")
+DATA_FOLDER: Rule = (_is_data_folder, "a readable folder holding the dataset's files, not a file")
+# Lightning's ModelCheckpoint wants a datetime.timedelta there, which a config cannot build (not allowlisted).
+TIME_INTERVAL: Rule = (lambda v: v is None, "null (use every_n_train_steps or every_n_epochs: a config cannot build a timedelta)")
 NAME: Rule = (_is_name, f"a plain name (no '/', not '.' or '..', at most {MAX_NAME} characters): it names a file or folder")
 DURATION_RULE: Rule = (_is_duration, "a duration longer than zero ('DD:HH:MM:SS' or {days,hours,minutes,seconds})")
 LR = number(LR_FLOOR, strict=False, high=LR_CEIL)
@@ -158,7 +196,7 @@ RULES: dict[str, Rule] = {
     "seed": SEED,
     "*.seed": SEED,
     "init_batch_size": integer(1),
-    "lr_auto_scale": number(0, high=LR_CEIL),
+    "lr_auto_scale": number(SCALE_FLOOR, strict=False, high=LR_CEIL),
     "ckpt_path": optional(PATH),
     "test": BOOL,
     "print_config": BOOL,
@@ -181,7 +219,7 @@ RULES: dict[str, Rule] = {
     "data.split_seed": SEED,
     "data.verify_md5": BOOL,
     "data.download": BOOL,
-    "data.path": optional(PATH),
+    "data.path": optional(DATA_FOLDER),
     "data.num_classes": integer(2),
     "data.input_shape": list_of(integer(1)),
     "model.num_classes": integer(2),
@@ -196,6 +234,9 @@ RULES: dict[str, Rule] = {
     "optim.lr": either(choice("auto"), LR),
     "optim.lr_refresh": optional(integer(1)),
     "sched.warmup_steps": integer(0),
+    "sched.gamma": number(SCALE_FLOOR, strict=False, high=1),  # the decay factor: below the floor the lr is 0 in a step
+    "init.gain": number(SCALE_FLOOR, strict=False, high=LR_CEIL),
+    "init.std": number(SCALE_FLOOR, strict=False, high=LR_CEIL),
     "sched.tau": optional(POSITIVE),
     "sched.step_size": optional(integer(1)),
     "trainer.max_epochs": integer(1),
@@ -205,7 +246,7 @@ RULES: dict[str, Rule] = {
     "trainer.precision": choice(*PRECISIONS),
     "trainer.log_every_n_steps": integer(1),
     "trainer.check_val_every_n_epoch": optional(integer(1)),
-    "trainer.gradient_clip_val": optional(POSITIVE),
+    "trainer.gradient_clip_val": optional(number(SCALE_FLOOR, strict=False)),
     "trainer.limit_*_batches": BATCHES,
     "trainer.max_time": optional(DURATION_RULE),
     "callbacks.*.max_loss_ratio": number(1),
@@ -215,18 +256,19 @@ RULES: dict[str, Rule] = {
     "callbacks.*.num_samples": integer(1),
     "callbacks.*.tol": POSITIVE,
     "callbacks.*.filename": optional(NAME),
+    "callbacks.*.train_time_interval": TIME_INTERVAL,
     "logger.*.mode": choice("offline", "online", "disabled"),
     "logger.*.project": NAME,
     "logger.csv.name": NAME,
     "logger.csv.version": optional(either(integer(0), NAME)),
-    "analysis.k_top": integer(1),
-    "analysis.tol": POSITIVE,
-    "analysis.trace_probes": integer(2),  # a standard error needs two probes
-    "analysis.slq_probes": integer(1),
-    "analysis.slq_steps": integer(2),
-    "analysis.grid": integer(2),
-    "analysis.jacobian_tol": POSITIVE,
-    "analysis.batch_size": integer(1),
+    "analysis.k_top": integer(1, ANALYSIS_MAX["k_top"]),
+    "analysis.tol": number(0, high=1),
+    "analysis.trace_probes": integer(2, ANALYSIS_MAX["trace_probes"]),  # a standard error needs two probes
+    "analysis.slq_probes": integer(1, ANALYSIS_MAX["slq_probes"]),
+    "analysis.slq_steps": integer(2, ANALYSIS_MAX["slq_steps"]),
+    "analysis.grid": integer(2, ANALYSIS_MAX["grid"]),
+    "analysis.jacobian_tol": number(0, high=1),
+    "analysis.batch_size": integer(1, 2**24),
     "analysis.max_device_bytes": optional(integer(0)),
     # Hydra's own node, checked on the command line before Hydra makes the run dir or sets up logging.
     "hydra.run.dir": WRITABLE_DIR,
@@ -305,6 +347,55 @@ def target_allowed(target: Any) -> bool:
     return isinstance(target, str) and bool(DOTTED.fullmatch(target)) and any(target == t or target.startswith(f"{t}.") for t in TARGETS)
 
 
+def module_split(target: str) -> tuple[str, str]:
+    """(the longest prefix of ``target`` that is a module file, the rest), found without importing anything."""
+    parts = target.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        try:
+            if _source(".".join(parts[:end])) is not None:
+                return ".".join(parts[:end]), ".".join(parts[end:])
+        except (ImportError, ValueError):
+            break
+    return "", target
+
+
+def _binds_module(module: str, name: str) -> bool:
+    """Whether ``module``'s source binds ``name`` to a module (``import torch``, ``from torch import nn``)."""
+    for node in _module_body(module):
+        if isinstance(node, ast.Import) and any((a.asname or a.name.partition(".")[0]) == name for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom):
+            origin = _imported_module(module, node)
+            if any((a.asname or a.name) == name and _source(f"{origin}.{a.name}") is not None for a in node.names):
+                return True
+    return False
+
+
+def exact_path_problem(target: str) -> str | None:
+    """Why ``target`` is not ``<module>.<name>`` with ``name`` an object of that module, from source (no import):
+    ``torch.nn.modules.module.torch.<...>`` reaches another module through an allowed one's attributes."""
+    module, name = module_split(target)
+    if not module:
+        return "names no installed module"
+    if "." in name or _binds_module(module, name):
+        return f"must name an object defined in the module it names: {module!r} reaches {name!r} through another module"
+    return None
+
+
+def defined_where_named(target: str) -> str | None:
+    """The same check on the imported object (run right before anything is instantiated): it must not be a module,
+    and its definition (``__module__.__qualname__``) must itself be allowlisted, or ``target`` an exact entry."""
+    module, name = module_split(target)
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except Exception as err:  # an unimportable target is itself the problem
+        return f"must be importable ({type(err).__name__}: {err})"
+    origin = f"{getattr(found, '__module__', '')}.{getattr(found, '__qualname__', '')}"
+    if inspect.ismodule(found) or not (target in TARGETS or target_allowed(origin)):
+        return f"must be defined in an allowlisted module (it is {origin.strip('.') or type(found).__name__})"
+    return None
+
+
 def _names_class(target: str) -> bool:
     """Whether ``target`` is defined as a class, read from source (an unreadable definition counts as one)."""
     module, _, name = target.rpartition(".")
@@ -326,10 +417,96 @@ def target_problems(node: Any, path: str = "") -> list[str]:
         if not target_allowed(target):
             problems.append(problem(where, target, "must be under initlab, torch.nn/optim, Lightning or a shipped Hydra plugin "
                                                    "(allowlisted targets: README, Threat model)"))
+        elif (walked := exact_path_problem(target)) is not None:
+            problems.append(problem(where, target, walked))
         elif re.fullmatch(r"(hydra\.callbacks|callbacks|logger)\.[^.]+", path) and not _names_class(target):
             problems.append(problem(where, target, "must name a class (a callback or logger), not a function"))
     for key, child in children:
         problems += target_problems(child, f"{path}.{key}" if path else str(key))
+    return problems
+
+
+def _strings(node: Any, path: str = "") -> Iterator[Leaf]:
+    """(dotted key, value) of every string in nested dicts and lists (keys included: Hydra resolves neither)."""
+    if isinstance(node, dict):
+        for key, child in node.items():
+            yield from _strings(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _strings(child, f"{path}.{index}" if path else str(index))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def resolver_problems(node: Any) -> list[str]:
+    """Interpolations that call a resolver outside :data:`RESOLVERS`, on the unresolved config (nested calls too)."""
+    return [problem(path, value, f"calls the resolver {name!r}; interpolations may call only {', '.join(RESOLVERS)} "
+                                 "(a resolver that builds config from a string would hide a _target_ from the allowlist)")
+            for path, value in _strings(node) for name in RESOLVER_CALL.findall(value) if name not in RESOLVERS][:1]
+
+
+def _logging_problems(path: str, logging_cfg: Any) -> list[str]:
+    """A logging config names only :data:`LOG_CLASSES` and :data:`LOG_STREAMS`, and no ``()`` factory."""
+    problems = [problem(key, "()", "a logging factory ('()') runs any callable; use a handler class of "
+                                   f"{list(LOG_CLASSES)}") for key, _ in nodes(logging_cfg, path) if key.endswith(".()")]
+    for key, value in _strings(logging_cfg, path):
+        if key.endswith(".class") and value not in LOG_CLASSES:
+            problems.append(problem(key, value, f"must be one of {list(LOG_CLASSES)}"))
+        elif value.startswith(("ext://", "cfg://")) and value not in LOG_STREAMS:
+            problems.append(problem(key, value, f"must be one of {list(LOG_STREAMS)}"))
+    return problems
+
+
+def _env_problems(env: Any) -> list[str]:
+    """``hydra.job.env_set``: allowlisted names (:data:`ENV_NAMES`), short plain values."""
+    if not isinstance(env, dict):
+        return [] if env is None else [problem("hydra.job.env_set", env, "must be a mapping of NAME: value")]
+    problems = []
+    for name, value in env.items():
+        if not any(fnmatchcase(str(name), pattern) for pattern in ENV_NAMES):
+            problems.append(problem(f"hydra.job.env_set.{name}", value, f"sets a variable outside {list(ENV_NAMES)} "
+                                                                        "(the loader's and interpreter's variables run code)"))
+        elif isinstance(value, bool) or not (isinstance(value, (int, float)) or (isinstance(value, str) and ENV_VALUE.fullmatch(value))):
+            problems.append(problem(f"hydra.job.env_set.{name}", value, "must be a number or a plain string "
+                                                                        "(letters, digits, _.,:=+-, at most 256 characters)"))
+    return problems
+
+
+def hydra_problems(hydra: dict[str, Any]) -> list[str]:
+    """Hydra's own node as composed (unresolved): no extra search path, what its logging configs may name, the
+    environment a job sets. Paths it writes are checked by :func:`confined_problems` once resolved."""
+    problems = [problem("hydra.searchpath", hydra["searchpath"], "must be empty: configs come only from conf/ and "
+                                                                 "--config-dir")] if hydra.get("searchpath") else []
+    for key in ("job_logging", "hydra_logging"):
+        problems += _logging_problems(f"hydra.{key}", hydra.get(key) or {})
+    problems += _env_problems((hydra.get("job") or {}).get("env_set"))
+    for group, option in ((hydra.get("runtime") or {}).get("choices") or {}).items():
+        if isinstance(option, str) and not is_option(option):
+            problems.append(problem(str(group), option, OPTION_ALLOWED))
+    return problems
+
+
+def is_option(value: str) -> bool:
+    """A config group option: a relative name inside its group's folder (``sub/name`` is fine, ``..`` and ``/x`` not)."""
+    return bool(value) and not value.startswith(("/", "\\")) and ".." not in re.split(r"[/\\]", value) and "\0" not in value
+
+
+OPTION_ALLOWED = "must name an option inside the group's folder (no '..', not an absolute path): configs come only from conf/ and --config-dir"
+
+
+# Hydra writes these under the run dir (a relative value is relative to it); log files open from the working directory.
+UNDER_RUN_DIR = ("hydra.output_subdir",)
+
+
+def confined_problems(files: dict[str, Any], run_dir: str) -> list[str]:
+    """Files Hydra writes (log files, ``hydra.output_subdir``), resolved with the run dir as ``run_dir``: each must lie
+    inside it (``..``, paths elsewhere, log files relative to the working directory, unresolvable values are refused)."""
+    problems = []
+    for key, value in files.items():
+        full = os.path.join(run_dir, value) if key in UNDER_RUN_DIR and isinstance(value, str) else value
+        inside = isinstance(full, str) and os.path.normpath(full).startswith(run_dir + os.sep)
+        if value is not None and not inside:
+            problems.append(problem(key, value, "must lie inside the run dir (a file name under ${hydra.runtime.output_dir})"))
     return problems
 
 
@@ -448,8 +625,8 @@ def _source(module: str) -> Path | None:
     spec = importlib.util.find_spec(top)
     if spec is None or not spec.submodule_search_locations:
         return Path(spec.origin) if spec and spec.origin and not rest else None
-    base = Path(list(spec.submodule_search_locations)[0]).joinpath(*rest)
-    return next((f for f in (base / "__init__.py", base.with_suffix(".py")) if f.is_file()), None)
+    bases = [Path(location).joinpath(*rest) for location in spec.submodule_search_locations]  # several: a namespace package
+    return next((f for base in bases for f in (base / "__init__.py", base.with_suffix(".py")) if f.is_file()), None)
 
 
 @functools.cache

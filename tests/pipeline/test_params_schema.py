@@ -74,3 +74,32 @@ def test_no_stage_command_templates_a_param_and_every_stage_is_checked_first(tmp
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("initlab: threads (params.yaml)")
     assert not (tmp_path / "marker").exists() and not (tmp_path / "ran").exists()
+
+
+# Issue 27: params.yaml is data: names of conf/ options and numbers, never an instruction.
+HOSTILE = {
+    "a target where a name is meant": ({"depth": {**SHIPPED["depth"], "optim": {"_target_": "os.system", "_args_": ["touch m"]}}},
+                                        "depth.optim (params.yaml): got {'_target_': 'os.system'"),
+    "a mapping where a name is meant": ({"spectra": {**SHIPPED["spectra"], "optim": {"name": "sgd"}}},
+                                         "spectra.optim (params.yaml): got {'name': 'sgd'}, must be one of"),
+    "a target in a new section": ({"bench": {"extra": {"_target_": "os.system"}}}, "bench.extra._target_ (params.yaml): got 'os.system', is not a knob"),
+    "a target inside a claim": ({"report": {**SHIPPED["report"], "claims": [{"check": "x", "_target_": "os.system"}]}},
+                                "report.claims.0._target_ (params.yaml)"),
+    "a name inside a claim": ({"report": {**SHIPPED["report"], "claims": [{"check": "x", "init": "nope"}]}},
+                              "report.claims.0.init (params.yaml): got 'nope', must be one of"),
+}
+
+
+@pytest.mark.parametrize(("change", "start"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_params_hold_no_instruction(change, start):
+    problems = params_problems(SHIPPED | change)
+    assert problems and problems[0].startswith(start), problems[:1]
+
+
+def test_a_target_in_params_exits_2_and_runs_nothing(tmp_path):
+    hostile = tmp_path / "params.yaml"
+    hostile.write_text(yaml.safe_dump(SHIPPED | {"spectra": {**SHIPPED["spectra"], "optim": {
+        "_target_": "os.system", "_args_": [f"touch {tmp_path / 'marker'}"]}}}))
+    codes = []
+    assert check_params(hostile, exit=codes.append) is None and codes == [2]
+    assert not (tmp_path / "marker").exists()

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
+import yaml
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from initlab.config import CONFIG_DIR, ConfigError, check_overrides, hydra_error, register_resolvers, validate_config
+from initlab.config import CONFIG_DIR, ConfigError, check_composed, check_overrides, hydra_error, register_resolvers, validate_config
 from initlab.schema import problem
 from initlab.training.records import RunDirBusy, lock_run_dir, metrics_record, write_json
 from initlab.training.signals import Interrupted, interruptible
@@ -101,6 +102,33 @@ def _stopped(output_dir: Path, err: Interrupted) -> None:
     raise SystemExit(128 + err.signum) from None
 
 
+def check_every_composition(config_dirs: list[Path]) -> None:
+    """Every config Hydra composes (the app's, each sweep job's) passes :func:`check_composed` at Hydra's one
+    composition point, before Hydra instantiates its callbacks, sweeper or launcher, sets up logging or the environment."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    load = getattr(ConfigLoaderImpl.load_configuration, "__wrapped__", ConfigLoaderImpl.load_configuration)
+
+    def checked(self: Any, *args: Any, **kwargs: Any) -> DictConfig:
+        cfg = load(self, *args, **kwargs)
+        try:
+            check_composed(cfg, config_dirs)
+        except ConfigError as err:  # exits here: Hydra's first composition (get_mode) swallows any Exception
+            exit_config_error(err)
+        return cfg
+
+    checked.__wrapped__ = load  # type: ignore[attr-defined]
+    ConfigLoaderImpl.load_configuration = checked
+
+
+def _config_dirs(args: list[str]) -> list[Path]:
+    """conf/ and the ``--config-dir`` (``-cd``) of the command line."""
+    from hydra._internal.utils import get_args_parser
+
+    known, _ = get_args_parser().parse_known_args(args)
+    return [CONFIG_DIR, *([Path(known.config_dir).resolve()] if known.config_dir else [])]
+
+
 def make_main(config_name: str, task: Callable[[DictConfig], Any],
               adopt: Callable[[DictConfig], None] | None = None) -> Callable[[], Any]:
     """The console entry point of one app: ``task(cfg)`` runs only on a config that passed validation; ``adopt``
@@ -144,6 +172,7 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any],
         try:
             with interruptible():
                 check_overrides(sys.argv[1:])
+                check_every_composition(_config_dirs(sys.argv[1:]))
                 if named := _named_output_dir(sys.argv[1:]):
                     lock(named[1], key=named[0])
                 return app()
@@ -151,6 +180,8 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any],
             exit_config_error(err)
         except (HydraException, OmegaConfBaseException) as err:
             exit_config_error(hydra_error(err))
+        except yaml.YAMLError as err:  # a config file that is not YAML (a colleague's, a --config-dir's)
+            exit_config_error(ConfigError(problem("config file", " ".join(str(err).split())[:200], "must be valid YAML")))
         except Interrupted as err:
             print(f"initlab: interrupted by {signal.Signals(err.signum).name} before the run started", file=sys.stderr, flush=True)
             sys.exit(128 + err.signum)

@@ -9,7 +9,7 @@ into a shell command unchecked: ``threads`` is an integer here, and the stages r
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from initlab.locations import CONFIG_DIR
-from initlab.schema import BOOL, LR, POSITIVE, SEED, Rule, choice, integer, leaves, list_of, number, problem, text
+from initlab.schema import BOOL, LR, POSITIVE, SEED, Rule, choice, integer, list_of, number, problem, text
 
 PARAMS_FILE = "params.yaml"
 REQUIRED = ("data", "seeds", "inits", "optimizers", "threads")
@@ -88,14 +88,35 @@ def params_problems(params: Any) -> list[str]:
         return [problem("params.yaml", params, "must be a mapping of knobs (data: ..., seeds: [...], ...)")]
     table = rules()
     found = [problem(f"{key} (params.yaml)", None, "must be given") for key in REQUIRED if key not in params]
-    for key, value in leaves(params):
-        if isinstance(value, float) and not math.isfinite(value):
-            found.append(problem(f"{key} (params.yaml)", value, "must be finite"))
-            continue
+    for key, value in _nodes(params):
         rule = next((r for pattern, r in table.items() if fnmatchcase(key, pattern)), None)
-        if rule is not None and not rule[0](value):
+        if key.rpartition(".")[2].startswith("_"):
+            found.append(problem(f"{key} (params.yaml)", value, "is not a knob: params.yaml holds names of conf/ options "
+                                                                "and numbers, never a _target_ or other instruction"))
+        elif isinstance(value, dict):
+            if rule is not None and not any(fnmatchcase(f"{key}.\0", pattern) for pattern in table):
+                found.append(problem(f"{key} (params.yaml)", value, f"must be {rule[1]}, not a mapping"))
+        elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value) and rule is None:
+            continue  # a list of records (report.claims, demos shapes): their entries are walked one by one
+        elif not _finite(value):
+            found.append(problem(f"{key} (params.yaml)", value, "must be finite"))
+        elif rule is not None and not rule[0](value):
             found.append(problem(f"{key} (params.yaml)", value, f"must be {rule[1]}"))
     return found
+
+
+def _finite(value: Any) -> bool:
+    return all(_finite(v) for v in value) if isinstance(value, list) else not (isinstance(value, float) and not math.isfinite(value))
+
+
+def _nodes(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every node, mappings and the entries of lists of records included (``report.claims.3``)."""
+    if path:
+        yield path, node
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) and any(
+        isinstance(v, (dict, list)) for v in node) else ()
+    for key, child in children:
+        yield from _nodes(child, f"{path}.{key}" if path else str(key))
 
 
 def check_params(path: str | Path = PARAMS_FILE, exit: Callable[[int], Any] = sys.exit) -> dict[str, Any]:

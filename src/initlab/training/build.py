@@ -91,7 +91,7 @@ def curvature_scaled_lr(model: nn.Module, batch: Batch, scale: float) -> dict[st
         raise RuntimeError(f"optim.lr=auto: lambda_max = {lambda_max} is not positive; set optim.lr explicitly")
     lr = scale / lambda_max
     if not lr <= LR_CEIL:
-        from initlab.config import ConfigError
+        from initlab.errors import ConfigError
 
         raise ConfigError(problem("optim.lr", "auto", f"gave lr_auto_scale / lambda_max = {scale:g} / {lambda_max:.3g} = {lr:.3g}, "
                                                       f"above the largest lr {LR_CEIL:g}; lower lr_auto_scale or set optim.lr"))

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from initlab.config import ConfigError
+from initlab.errors import ConfigError
 from initlab.schema import problem
 
 log = logging.getLogger(__name__)
