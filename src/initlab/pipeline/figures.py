@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv, write_json
-from initlab.pipeline.style import (axes, band, describe, dodge, finish, n_text, new_figure, ordinal_style, save_figure,
-                                    series_style, side_legend)
+from initlab.pipeline.figure_checks import claim, trend
+from initlab.pipeline.style import (axes, band, describe, dodge, finish, key_handle, log_ticks, n_text, new_figure, ordinal_style,
+                                    save_figure, series_style, side_legend)
 from initlab.pipeline.tables import Row, group_by
 
 Data = dict[str, Any]
@@ -120,10 +122,30 @@ DEPTH_GUIDES = {  # per quantity: axis label, and per reference line the per-lay
 }
 
 
-@figure("depth", study("depth"))
+def _depth_load(results: Path, params: dict) -> Data | None:
+    """The depth table; its at-init quantities (positive, spanning decades) recomputed from the per-seed rows as a geometric
+    mean with a t-interval of the log, so a band on the log axis stays positive (a linear interval reaches below 0)."""
+    loaded = study("depth")(results, params)
+    per_seed = Path(results) / "study" / "depth" / "at_init.csv"
+    if loaded is None or not per_seed.exists():
+        return loaded
+    seeds = read_csv(per_seed)
+    logged = [q for q in dict.fromkeys(r["quantity"] for r in loaded["rows"]) if seeds and q in seeds[0]]
+    rows = [r for r in loaded["rows"] if r["quantity"] not in logged]
+    rows += [r | {"quantity": q} for q in logged for r in over_seeds(seeds, ("init", "activation", "depth"), q, log=True)]
+    return loaded | {"rows": rows, "log_quantities": logged}
+
+
+def at_grid_edge(row: Row) -> bool:
+    """Whether the study flagged this point (a column naming an 'edge': its best lr on the edge of the lr grid)."""
+    return any("edge" in key and value in (True, "True", 1) for key, value in row.items())
+
+
+@figure("depth", _depth_load)
 def plot_depth(data: Data) -> Figure:
-    """Every depth-study quantity vs depth (log y), one line per init, one column per activation."""
-    rows = data["rows"]
+    """Every depth-study quantity vs depth (log-log), one line per init, one column per activation; every depth present in
+    the table is a tick, a panel without rows is not drawn."""
+    rows = [r for r in data["rows"] if isinstance(r.get("mean"), float) and r["mean"] > 0]
     quantities = list(dict.fromkeys(r["quantity"] for r in rows))
     activations = list(dict.fromkeys(r["activation"] for r in rows))
     depths = sorted({r["depth"] for r in rows})
@@ -131,49 +153,101 @@ def plot_depth(data: Data) -> Figure:
     for row_axes, quantity in zip(grid, quantities, strict=True):
         ylabel, guides = DEPTH_GUIDES.get(quantity, (quantity, {}))
         for ax, activation in zip(row_axes, activations, strict=True):
-            panel = [r for r in rows if r["quantity"] == quantity and r["activation"] == activation]
+            panel = [r | {"low": r["low"] if r["low"] > 0 else math.nan} for r in rows
+                     if r["quantity"] == quantity and r["activation"] == activation]
+            if not panel:
+                ax.set_visible(False)
+                continue
             bands(ax, panel, "depth", "mean", "low", "high", "init")
+            flagged = [r for r in panel if at_grid_edge(r)]
+            if flagged:
+                ax.plot([r["depth"] for r in flagged], [r["mean"] for r in flagged], linestyle="", marker="o", markersize=11,
+                        markerfacecolor="none", markeredgecolor="r", label="best lr on the grid's edge")
             for i, (label, gain) in enumerate(guides.items()):
                 ax.plot(depths, [gain ** (d - 1) for d in depths], color="k", linestyle=LINESTYLES[i + 1], linewidth=0.8, label=label)
             ax.set_yscale("log")
-            axes(ax, "depth L (hidden layers)", ylabel, f"{activation}: {quantity}", legend=bool(guides), fontsize=6)
-    side_legend(grid[0][-1])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(depths, [str(d) for d in depths])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            axes(ax, "depth L (hidden layers)", ylabel, f"{activation}: {quantity}", legend=False)
+        shown = [ax for ax in row_axes if ax.get_visible()]
+        if shown and guides:
+            side_legend(shown[-1], extra=[key_handle(label, linestyle=LINESTYLES[i + 1], linewidth=0.8)
+                                          for i, label in enumerate(guides)], series=False)
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    side_legend(next(ax for ax in grid[0][::-1] if ax.get_visible()), extra=[key_handle(i, **series_style(i)) for i in inits],
+                series=False)
+    logged = data.get("log_quantities", [])
+    lines = (f"lines: geometric mean, bands: {LOG_INTERVAL} for the at-init rows ({', '.join(logged)}); mean and {INTERVAL} for the "
+             f"rest (a lower end below 0 not drawn on the log axis)" if logged else f"lines: mean, bands: {INTERVAL}")
     return finish(fig, "Depth study: trainability, sharpness and signal propagation vs depth",
-                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; first row: each init at its "
-                  f"best lr of the grid, the rest at init; black: the reference values the claims compare with.")
+                  f"{lines[0].upper() + lines[1:]}, {n_text([r['n'] for r in rows], 'seeds')} per point; train loss: each init at its "
+                  f"best lr of the grid, the rest at init; black: the reference values the claims compare with"
+                  + ("; red rings: best lr on the edge of the lr grid." if any(at_grid_edge(r) for r in rows) else "."))
 
 
-def optimizer_panels(rows: list[Row]) -> tuple[Figure, list[tuple[Any, str, list[Row]]]]:
-    """One panel per optimizer (shared y): ``(axes, optimizer, its rows)`` each."""
+def by_activation(rows: Sequence[Row]) -> list[tuple[str | None, list[Row]]]:
+    """The rows per activation where the table has an ``activation`` column (one panel row each), else all in one group."""
+    if not any("activation" in r for r in rows):
+        return [(None, list(rows))]
+    return [(activation, members) for (activation,), members in group_by(rows, "activation").items()]
+
+
+def panel_title(activation: str | None, name: str) -> str:
+    return name if activation is None else f"{activation}: {name}"
+
+
+def optimizer_panels(rows: list[Row], **subplot_kw: Any) -> tuple[Figure, list[tuple[Any, str, list[Row]]]]:
+    """One panel per optimizer (shared y) and, where the table has one, one row of panels per activation:
+    ``(axes, panel title, its rows)`` each."""
     optimizers = list(dict.fromkeys(r["optim"] for r in rows))
-    fig, grid = new_figure(1, len(optimizers), sharey=True)
-    return fig, [(ax, optim, [r for r in rows if r["optim"] == optim]) for ax, optim in zip(grid[0], optimizers, strict=True)]
+    groups = by_activation(rows)
+    fig, grid = new_figure(len(groups), len(optimizers), sharey=True, **subplot_kw)
+    return fig, [(ax, panel_title(activation, optim), [r for r in subset if r["optim"] == optim])
+                 for row_axes, (activation, subset) in zip(grid, groups, strict=True) for ax, optim in zip(row_axes, optimizers, strict=True)]
+
+
+def best_lr_text(best: dict[str, float]) -> str:
+    """'best lr 0.316: every init' or 'best lr 0.001: spectral; 0.00178: xavier_normal, ...' (inits sharing an lr together)."""
+    shared = group_by([{"init": init, "lr": f"{lr:.3g}"} for init, lr in best.items()], "lr")
+    if len(shared) == 1:
+        return f"best lr {next(iter(shared))[0]}: every init"
+    return "best lr " + "; ".join(f"{lr}: {', '.join(r['init'] for r in members)}" for (lr,), members in shared.items())
 
 
 @figure("lr_grid", study("lr_grid"))
 def plot_lr_grid(data: Data) -> Figure:
-    """Validation loss vs learning rate per init, one panel per optimizer, the best lr (lowest mean) starred."""
+    """Validation loss vs learning rate per init (colour) and budget (line style), one panel per optimizer (and activation
+    where the table has one), the best lr (lowest mean at the longest budget) starred on each init's curve."""
     rows = data["rows"]
+    finite = [r for r in rows if r.get("n") and isinstance(r.get("val_loss_mean"), float) and math.isfinite(r["val_loss_mean"])]
     budgets = sorted({r["epochs"] for r in rows})
-    fig, panels = optimizer_panels(rows)
-    for ax, optim, subset in panels:
+    fig, panels = optimizer_panels(finite, width=6.0, height=4.2)
+    for ax, title, subset in panels:
         for i, epochs in enumerate(reversed(budgets)):  # the longest budget solid; shorter ones (successive halving) dashed
             for (init,), group in group_by([r for r in subset if r["epochs"] == epochs], "init").items():
                 group = sorted(group, key=lambda r: r["lr"])
                 band(ax, [r["lr"] for r in group], *([r[c] for r in group] for c in ("val_loss_mean", "val_loss_low", "val_loss_high")),
-                     f"{init}, {epochs:g} epochs", **series_style(init) | {"linestyle": LINESTYLES[i % len(LINESTYLES)]})
-        longest = [r for r in subset if r["epochs"] == budgets[-1]]
-        for (init,), group in group_by([r for r in longest if r["val_loss_mean"] is not None], "init").items():
-            best = min(group, key=lambda r: r["val_loss_mean"])
-            ax.plot(best["lr"], best["val_loss_mean"], marker="*", markersize=14, color=series_style(init)["color"],
-                    markeredgecolor="k", linestyle="", label=f"best lr {init}: {best['lr']:.3g}")
+                     init if i == 0 else "_nolegend_", **series_style(init) | {"linestyle": LINESTYLES[i % len(LINESTYLES)]})
+        best = {init: min(group, key=lambda r: r["val_loss_mean"]) for (init,), group in
+                group_by([r for r in subset if r["epochs"] == budgets[-1]], "init").items()}
+        for size, (init, r) in zip(range(18, 0, -4), best.items()):  # largest first: stars on one spot stay visible, nested
+            ax.plot(r["lr"], r["val_loss_mean"], marker="*", markersize=size, color=series_style(init)["color"], markeredgecolor="k",
+                    markeredgewidth=0.6, linestyle="", label="_nolegend_", zorder=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        axes(ax, "learning rate", "validation loss", optim, fontsize=6)
+        log_ticks(ax.xaxis)
+        log_ticks(ax.yaxis)
+        axes(ax, "learning rate", "validation loss", f"{title}\n{best_lr_text({i: r['lr'] for i, r in best.items()})}", legend=False)
+    keys = [key_handle(f"{e:g} epochs", linestyle=LINESTYLES[i % len(LINESTYLES)]) for i, e in enumerate(reversed(budgets))]
+    keys.append(key_handle(f"best lr at {budgets[-1]:g} epochs", marker="*", markersize=12, linestyle="", markerfacecolor="w"))
+    side_legend(panels[len({r['optim'] for r in finite}) - 1][0], extra=keys)  # right of the top-right panel
+    missing = len(rows) - len(finite)
     return finish(fig, "Learning-rate grid: validation loss vs lr",
-                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; line style: the budget "
-                  f"({', '.join(f'{e:g}' for e in budgets)} epochs; successive halving takes only the best lrs of each budget to the "
-                  f"next); stars: the best lr (lowest mean validation loss) per init and optimizer at {budgets[-1]:g} epochs.")
+                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in finite], 'seeds')} per point; colour: the init, line "
+                  f"style: the budget ({', '.join(f'{e:g}' for e in budgets)} epochs; successive halving takes only the best lrs of each "
+                  f"budget to the next); stars: each init's best lr (lowest mean validation loss) at {budgets[-1]:g} epochs, nested "
+                  f"where they coincide" + (f"; not drawn: {missing} (init, lr, budget) cells where every seed diverged." if missing else "."))
 
 
 def _fairness_load(results: Path, params: dict) -> Data | None:
@@ -557,20 +631,22 @@ def _spectra_load(results: Path, params: dict) -> Data | None:
 
 @figure("hessian_spectrum", _spectra_load)
 def plot_hessian_spectrum(data: Data, floor: float = 1e-7) -> Figure:
-    """The Hessian's eigenvalue density per init (one panel each), at init and after training, log density (PyHessian's view)."""
+    """The Hessian's eigenvalue density per init (one panel each, one shared eigenvalue range), at init and after training,
+    log density (PyHessian's view); each panel's summary numbers in a legend below it, off the data."""
     summary = {(r["init"], r["state"]): r for r in data["summary"]}
     inits = list(dict.fromkeys(r["init"] for r in data["rows"]))
-    fig, grid = new_figure(1, len(inits), sharey=True, height=4.0)
+    fig, grid = new_figure(1, len(inits), sharex=True, sharey=True, height=4.6)
     for ax, init in zip(grid[0], inits, strict=True):
         for i, ((state,), group) in enumerate(group_by([r for r in data["rows"] if r["init"] == init], "state").items()):
             s = summary[(init, state)]
-            label = (f"{state}: lambda_max {s['lambda_max']:.3g}, lambda_min {s['lambda_min']:.3g}, "
+            label = (f"{state}: lambda_max {s['lambda_max']:.3g}, lambda_min {s['lambda_min']:.3g}\n"
                      f"trace {s['trace']:.3g} +- {s['trace_se']:.2g}")
             ax.plot([r["eigenvalue"] for r in group], [max(r["density"], floor) for r in group], label=label,
                     **series_style(init) | {"linestyle": LINESTYLES[i], "marker": ""})
         ax.set_yscale("log")
         ax.set_ylim(bottom=floor)
-        axes(ax, "eigenvalue", "density (log)", f"{init} (lr {summary[(init, 'init')]['lr']:.3g})", fontsize=6)
+        axes(ax, "eigenvalue", "density (log)", f"{init} (lr {summary[(init, 'init')]['lr']:.3g})", loc="upper center",
+             bbox_to_anchor=(0.5, -0.2), ncol=1)
     settings = data["settings"]
     return finish(fig, "Hessian eigenvalue density at init and after training",
                   f"Stochastic Lanczos quadrature of the Hessian of the mean loss over {settings['samples']} training samples "
@@ -585,21 +661,42 @@ def _sharpness_load(results: Path, params: dict) -> Data | None:
     return {"rows": read_csv(path), "settings": params["spectra"]} if path.exists() else None
 
 
+TREND_WORDS = {1: "rises", -1: "falls", 0: "stays flat"}  # what a series' first-to-last change is called (figure_checks.trend)
+
+
 @figure("sharpening", _sharpness_load)
 def plot_sharpening(data: Data) -> Figure:
-    """lambda_max(H) along training per init against its stability edge 2/lr (progressive sharpening)."""
+    """lambda_max(H) along training per init against its stability edge 2/lr; the title states the trend the series show
+    (rises: progressive sharpening, falls, stays flat), computed from them and checked by figure_checks."""
     rows = data["rows"]
-    fig, ((ax,),) = new_figure(width=6.4, height=4.2)
-    for (init,), group in group_by(rows, "init").items():
-        group = sorted(group, key=lambda r: r["step"])
-        style = series_style(init)
-        ax.plot([r["step"] for r in group], [r["lambda_max"] for r in group], label=f"{init}: lambda_max (lr {group[0]['lr']:.3g})",
-                **style | {"markersize": 3})
-        ax.axhline(group[0]["two_over_lr"], color=style["color"], linestyle="--", linewidth=0.8, label=f"{init}: 2 / lr")
+    fig, ((ax,),) = new_figure(width=7.0, height=4.4)
+    series = {init: sorted(group, key=lambda r: r["step"]) for (init,), group in group_by(rows, "init").items()}
+    for init, group in series.items():
+        ax.plot([r["step"] for r in group], [r["lambda_max"] for r in group], label=f"{init} (lr {group[0]['lr']:.3g})",
+                **series_style(init) | {"markersize": 3})
+    for (edge,), owners in group_by([{"edge": g[0]["two_over_lr"], "init": i} for i, g in series.items()], "edge").items():
+        shared = len(owners) == len(series) > 1  # one edge for every init (same lr): one black line, not several on top
+        ax.axhline(edge, color="k" if shared else series_style(owners[0]["init"])["color"], linestyle="--", linewidth=0.9,
+                   label=f"2 / lr = {edge:.3g} ({'every init' if shared else owners[0]['init']})")
     ax.set_yscale("log")
-    axes(ax, "SGD step", "lambda_max(H)", fontsize=6)
+    log_ticks(ax.yaxis)
+    trends = {init: trend([r["lambda_max"] for r in group]) for init, group in series.items()}
+    ratios = [group[0]["lambda_max"] / group[-1]["lambda_max"] for group in series.values()]
+    common = set(trends.values())
+    if common == {-1}:
+        title = f"Sharpness falls along training: final lambda_max {min(ratios):.3g}-{max(ratios):.3g}x below its start (vs 2/lr)"
+    elif common == {1}:
+        title = "Progressive sharpening: lambda_max rises along training (vs 2/lr)"
+    else:
+        title = "lambda_max along training vs 2/lr: " + ", ".join(f"{i} {TREND_WORDS[t]}" for i, t in trends.items())
+    axes(ax, "SGD step", "lambda_max(H)", legend=False)
+    side_legend(ax)
+    for init, direction in trends.items():
+        for word in ({1: ("sharpening", "rises"), -1: ("falls",)}.get(direction, ())):
+            if word in title:
+                claim(fig, word, ax, f"{init} (lr {series[init][0]['lr']:.3g})")
     settings = data["settings"]
-    return finish(fig, "Progressive sharpening: lambda_max along training vs 2/lr",
+    return finish(fig, title,
                   f"lambda_max of the Hessian of the mean loss over {settings['samples']} training samples every {settings['every']} "
                   f"steps of minibatch {settings['optim']} at each init's best lr (seed {settings['seed']}, n = 1 run per init); dashed: "
                   f"the stability edge 2/lr of gradient descent on the quadratic model.")
