@@ -275,7 +275,7 @@ def plot_lr_fairness(data: Data) -> Figure:
         for r in subset:  # points below the zoomed range: marked at its bottom edge with their value
             if r["test_acc_mean"] < ylim[0]:
                 x = settings.index(r["setting"]) + dodge(inits.index(r["init"]), len(inits), 0.15)
-                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3), textcoords="offset points", fontsize=6,
+                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3), textcoords="offset points", fontsize=7,
                             ha="center", va="bottom", color=series_style(r["init"])["color"])
                 ax.plot(x, ylim[0], marker="v", color=series_style(r["init"])["color"], linestyle="", clip_on=False)
         for i, init in enumerate(inits):
@@ -284,7 +284,7 @@ def plot_lr_fairness(data: Data) -> Figure:
             ax.errorbar(x, [r["test_acc_mean"] for r in group], yerr=yerr(group, "test_acc_mean", "test_acc_low", "test_acc_high"),
                         capsize=3, label=init, **series_style(init) | {"linestyle": ""})
             for xi, r in zip(x, group, strict=True):
-                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_low"]), xytext=(0, -4), textcoords="offset points", fontsize=6,
+                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_low"]), xytext=(0, -4), textcoords="offset points", fontsize=7,
                             rotation=90, ha="center", va="top")
         ax.set_xticks(range(len(settings)), [s.replace("_", " ") for s in settings])
         axes(ax, "lr setting", "test accuracy", optim, legend=False)
@@ -315,7 +315,7 @@ def plot_rmt(data: Data) -> Figure:
     for (shape, square), group in group_by(stats, "shape", "square").items():
         # square shapes labelled above their points, skewed ones below: no label sits on another
         ax.annotate(shape, (group[0]["edge"], max(r["high"] for r in group) if square else min(r["low"] for r in group)),
-                    fontsize=6, ha="center", xytext=(0, 4 if square else -10), textcoords="offset points")
+                    fontsize=7, ha="center", xytext=(0, 4 if square else -10), textcoords="offset points")
     ax.axhline(1.0, color="k", linewidth=0.8, linestyle=":", label="paper eq. (7): ratio 1")
     ax.set_xscale("log")
     ax.margins(y=0.15)
@@ -367,15 +367,21 @@ def plot_deep_linear(data: Data) -> Figure:
             if scale:
                 anchor = values[1] if column == "activation_norm" else values[-1]
                 power = [k - 1 if column == "activation_norm" else depth - k for k in layers]
-                ax.plot(layers, [anchor * scale**p for p in power], color=style["color"], linewidth=6, alpha=0.3,
+                ax.plot(layers, [anchor * scale**p for p in power], color=style["color"], linewidth=6, alpha=0.4,
                         label=f"theory s = {scale:g}")
             ax.plot(layers, values, label=f"W = {case}" if scale else case, **style)
     for ax, ylabel, title in ((left, "mean ||z^(k)||", "Activations"), (right, "mean ||dL/dz^(k)||", "Backpropagated gradients")):
         ax.set_yscale("log")
         axes(ax, "layer k", ylabel, title, legend=False)
     side_legend(right)
+    scale_of = {case: next(r["scale"] for r in data["rows"] if r["case"] == case) for case in scales}
+    for case, scale in scale_of.items():  # the title's words, each checked on the activations of the W = s I case that shows it
+        if scale != 1:
+            claim(fig, "exploding" if scale > 1 else "vanishing", left, f"W = {case}")
     settings = data["settings"]
-    return finish(fig, "Exploding and vanishing signals in a deep linear net",
+    words = [word for word, shown in (("exploding", any(s > 1 for s in scale_of.values())), ("vanishing", any(s < 1 for s in scale_of.values())))
+             if shown]
+    return finish(fig, f"{' and '.join(words).capitalize() or 'Norm-preserving'} signals in a deep linear net",
                   f"{settings['depth']} linear layers of width {settings['width']}: W = s I scales activations and gradients by s per "
                   f"layer (wide pale lines: theory s^(k-1) for activations, s^(L-k) for gradients, under the measured points they "
                   f"coincide with); orthogonal init preserves norms. Norms: mean "
@@ -385,22 +391,29 @@ def plot_deep_linear(data: Data) -> Figure:
 
 @figure("symmetry", demo("symmetry", "trace.csv"))
 def plot_symmetry(data: Data) -> Figure:
-    """Mean pairwise distance between hidden units' weight rows over SGD steps, and the loss, per init."""
+    """Mean pairwise distance between hidden units' weight rows over SGD steps (colour: init, line style: layer), and the
+    loss, per init; one legend outside the panels names each init with its final rank per layer."""
     fig, ((left, right),) = new_figure(1, 2)
+    layers = {r["layer"]: r.get("name") or f"hidden{r['layer'] + 1}" for r in data["rows"]}
+    ranks: dict[str, list[str]] = {}
     for (init, layer), group in group_by(data["rows"], "init", "layer").items():
         group = sorted(group, key=lambda r: r["step"])
         steps, style = [r["step"] for r in group], series_style(init)
-        left.plot(steps, [r["distance"] for r in group], label=f"{init}, {group[0].get('name') or f'hidden{layer + 1}'} (final rank {group[-1]['rank']})",
-                  **style | {"linestyle": LINESTYLES[layer % 4]})
-        if layer == 0:
+        left.plot(steps, [r["distance"] for r in group], label=f"{init}, {layers[layer]}", **style | {"linestyle": LINESTYLES[layer % 4]})
+        ranks.setdefault(init, []).append(f"{group[-1]['rank']}")
+        if layer == min(layers):
             right.plot(steps, [r["loss"] for r in group], label=init, **style)
-    axes(left, "SGD step", "mean pairwise row distance / mean row norm", "Hidden units' incoming weights", fontsize=6)
-    axes(right, "SGD step", "training loss (cross-entropy)", "Training loss")
+    axes(left, "SGD step", "mean pairwise row distance / mean row norm", "Hidden units' incoming weights", legend=False)
+    axes(right, "SGD step", "training loss (cross-entropy)", "Training loss", legend=False)
+    keys = [key_handle(f"{init}: final rank {' / '.join(r)}", **series_style(init)) for init, r in ranks.items()]
+    keys += [key_handle(name, linestyle=LINESTYLES[layer % 4]) for layer, name in sorted(layers.items())]
+    side_legend(right, extra=keys, series=False)
     settings = data["settings"]
     return finish(fig, "Zero / constant init never breaks symmetry",
                   f"n = 1 SGD run per init (seed {settings['seed']}, lr {settings['lr']}, batches of {settings['batch_size']}); distance "
                   f"between hidden units' incoming weight rows relative to their mean norm (0: identical units) and the loss on the "
-                  f"training split. Hollow markers '(= ...)': a series on top of another.")
+                  f"training split; final rank of each layer's weight matrix ({' / '.join(layers[k] for k in sorted(layers))}) in the "
+                  f"legend. Hollow markers: a series drawn on top of another.")
 
 
 def _elbow_load(results: Path, params: dict) -> Data:
@@ -409,31 +422,54 @@ def _elbow_load(results: Path, params: dict) -> Data:
         "ks": tables.load_demo_json(results, "elbow", "summary.json")["ks_cauchy"]}
 
 
+def identical_series(series: dict[str, list[float]]) -> list[list[str]]:
+    """Names of series grouped by equal values (within float rounding), in first-seen order: one line per group."""
+    groups: list[list[str]] = []
+    for name, values in series.items():
+        match = next((g for g in groups if np.allclose(series[g[0]], values, rtol=1e-9, atol=1e-12, equal_nan=True)), None)
+        (match.append(name) if match else groups.append([name]))
+    return groups
+
+
 @figure("relu_elbow", _elbow_load)
 def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
-    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; dead-ReLU fraction by init and bias."""
-    fig, ((left, right),) = new_figure(1, 2)
+    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; dead-ReLU fraction per layer by init, one panel
+    per bias (error bars, inits side by side); inits with identical fractions are one black line, not several on top."""
+    biases = list(dict.fromkeys(r["bias"] for r in data["rows"]))
+    fig, grid = new_figure(1, 1 + len(biases), width=4.6)
+    left, panels = grid[0][0], grid[0][1:]
     c = np.asarray(data["elbows"], dtype=float)
     counts, edges = np.histogram(c, bins=np.linspace(-limit, limit, 81))
-    left.bar(edges[:-1], counts / (len(c) * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.5, color="0.5",
+    left.bar(edges[:-1], counts / (len(c) * np.diff(edges)), width=np.diff(edges), align="edge", color="0.6",
              label=f"-b/w, n = {len(c)} samples")
-    grid = np.linspace(-limit, limit, 400)
-    left.plot(grid, 1.0 / (np.pi * (1.0 + grid**2)), "k-", label="standard Cauchy pdf")
-    left.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "r:", label="standard normal pdf")
-    axes(left, "elbow c = -b/w", "density", f"ReLU elbow (KS distance to Cauchy {data['ks']:.4f})")
+    grid_x = np.linspace(-limit, limit, 400)
+    left.plot(grid_x, 1.0 / (np.pi * (1.0 + grid_x**2)), "k-", label="standard Cauchy pdf")
+    left.plot(grid_x, np.exp(-grid_x**2 / 2) / np.sqrt(2 * np.pi), "r:", label="standard normal pdf")
+    left.set_ylim(top=0.55)  # room above the peak for the legend
+    axes(left, "elbow c = -b/w", "density", f"ReLU elbow (KS distance to Cauchy {data['ks']:.4f})", loc="upper left")
     stats = over_seeds(data["rows"], ("init", "bias", "layer"), "dead_fraction")
-    for (init, bias), group in group_by(stats, "init", "bias").items():
-        group = sorted(group, key=lambda r: r["layer"])
-        band(right, [r["layer"] for r in group], [r["mean"] for r in group], [r["low"] for r in group], [r["high"] for r in group],
-             f"{init}, bias {bias}", **series_style(init) | {"linestyle": "-" if bias == "zeros" else "--"})
     names = layer_names(data["rows"])
-    right.set_xticks(list(names), list(names.values()), rotation=45, fontsize=7)
-    axes(right, "hidden layer (ReLU)", "fraction of dead units at init", "Dead ReLUs by init", fontsize=6)
+    for ax in panels[1:]:
+        ax.sharey(panels[0])  # one y range: the biases compare at a glance
+    for ax, bias in zip(panels, biases, strict=True):
+        by_init = {init: sorted(g, key=lambda r: r["layer"]) for (init,), g in group_by([r for r in stats if r["bias"] == bias], "init").items()}
+        groups = identical_series({init: [r["mean"] for r in g] for init, g in by_init.items()})
+        for i, members in enumerate(groups):
+            group = by_init[members[0]]
+            style = series_style(members[0]) if len(members) == 1 else {"color": "k", "marker": "o", "linestyle": "-"}
+            label = members[0] if len(members) == 1 else f"identical: {', '.join(members)}"
+            x = np.array([r["layer"] for r in group]) + dodge(i, len(groups), 0.12)
+            ax.errorbar(x, [r["mean"] for r in group], yerr=yerr(group), capsize=2, markersize=4, label=label, **style)
+        ax.set_xticks(list(names), list(names.values()), rotation=45, fontsize=7)
+        ax.set_ylim(bottom=0)
+        axes(ax, "hidden layer (ReLU)", "fraction of dead units at init", f"Dead ReLUs, bias {bias}", legend=False)
+    side_legend(panels[-1], *panels[:-1])
     return finish(fig, "ReLU elbow is Cauchy; dead ReLUs by init",
                   f"Left: histogram of -b/w for w, b ~ N(0,1) (n = {len(c)} samples, range +-{limit:g} shown) with the standard Cauchy "
-                  f"density (and the normal for contrast). Right: fraction of ReLU units inactive on every one of "
-                  f"{data['settings']['num_samples']} training samples; lines: mean, bands: {INTERVAL}, "
-                  f"{n_text([r['n'] for r in stats], 'seeds')}; hollow markers '(= ...)': a series on top of another.")
+                  f"density (and the normal for contrast). Middle and right: fraction of ReLU units inactive on every one of "
+                  f"{data['settings']['num_samples']} training samples, one panel per bias init; points: mean, error bars: {INTERVAL}, "
+                  f"{n_text([r['n'] for r in stats], 'seeds')}, inits side by side; 'identical': inits whose fractions agree to float "
+                  f"rounding (zero bias: whether a unit is dead does not depend on the weights' scale), drawn once in black.")
 
 
 # ---------------------------------------------------------------- curvature and optimization
