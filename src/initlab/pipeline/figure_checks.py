@@ -30,7 +30,7 @@ from matplotlib.transforms import Bbox
 
 MIN_FONT_PT = 7.0
 MIN_CONTRAST = {"text": 3.0, "mark": 1.8}  # vs white: text must read, a line / marker / bar must be seen (WCAG ratios)
-OVERLAP_PX = 1.0  # boxes touching by less than this many pixels do not count (anti-aliasing)
+OVERLAP_PX = 1.0  # texts overlap when their boxes share more than this many pixels of height and come this close in width
 TRENDS = {  # title word -> the sign of the trend (last vs first value) of the series it is claimed about
     **dict.fromkeys(("sharpening", "grows", "grow", "rises", "rise", "increases", "explodes", "exploding"), +1),
     **dict.fromkeys(("falls", "fall", "decreases", "shrinks", "flattening", "vanishes", "vanishing", "decays"), -1),
@@ -207,7 +207,7 @@ def overlapping_text(fig: Figure, renderer: Any) -> list[str]:
             continue
         width = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
         height = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
-        if width > OVERLAP_PX and height > OVERLAP_PX:
+        if width > -OVERLAP_PX and height > OVERLAP_PX:  # side by side on one line with no gap reads as one word
             defects.append(f"overlapping text: {a} and {b}")
     return defects
 

@@ -275,7 +275,8 @@ def plot_lr_fairness(data: Data) -> Figure:
         for r in subset:  # points below the zoomed range: marked at its bottom edge with their value
             if r["test_acc_mean"] < ylim[0]:
                 x = settings.index(r["setting"]) + dodge(inits.index(r["init"]), len(inits), 0.15)
-                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3), textcoords="offset points", fontsize=7,
+                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3 + 9 * (inits.index(r["init"]) % 2)),  # staggered: no overlap
+                            textcoords="offset points", fontsize=7,
                             ha="center", va="bottom", color=series_style(r["init"])["color"])
                 ax.plot(x, ylim[0], marker="v", color=series_style(r["init"])["color"], linestyle="", clip_on=False)
         for i, init in enumerate(inits):
@@ -318,6 +319,7 @@ def plot_rmt(data: Data) -> Figure:
                     fontsize=7, ha="center", xytext=(0, 4 if square else -10), textcoords="offset points")
     ax.axhline(1.0, color="k", linewidth=0.8, linestyle=":", label="paper eq. (7): ratio 1")
     ax.set_xscale("log")
+    log_ticks(ax.xaxis)
     ax.margins(y=0.15)
     axes(ax, "sqrt(m) + sqrt(n)", "||W||_2 / ((sqrt m + sqrt n) sigma)")
     return finish(fig, "Random-matrix norm check (paper Cor. 2, eq. 7)",
@@ -625,7 +627,7 @@ def _budget_load(results: Path, params: dict) -> Data | None:
     if not fairness.exists() or not depth.exists():
         return None
     trained = [r for r in read_csv(depth) if r["lr"] == r["best_lr"]]
-    return {"rows": read_csv(fairness), "depth": over_seeds(trained, ("activation", "depth", "init", "epochs"), "train_loss")}
+    return {"rows": read_csv(fairness), "depth": over_seeds(trained, ("activation", "depth", "init", "epochs"), "train_loss", log=True)}
 
 
 @figure("budgets", _budget_load)
@@ -634,28 +636,31 @@ def plot_budgets(data: Data) -> Figure:
     train loss per init at the deepest trained depth (depth study, each init at its selected lr)."""
     rows, depth = data["rows"], data["depth"]
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
+    lr_rows = [(panel_title(activation, optim), [r for r in subset if r["optim"] == optim]) for activation, subset in by_activation(rows)
+               for optim in dict.fromkeys(r["optim"] for r in subset)]
     activations = list(dict.fromkeys(r["activation"] for r in depth))
-    fig, grid = new_figure(len(optimizers) + 1, max(len(settings), len(activations)), height=3.0)
-    for row_axes, optim in zip(grid, optimizers, strict=False):
+    fig, grid = new_figure(len(lr_rows) + 1, max(len(settings), len(activations)), height=3.0)
+    for row_axes, (title, subset) in zip(grid, lr_rows, strict=False):
         for ax, setting in zip(row_axes, settings, strict=False):
-            bands(ax, [r for r in rows if r["optim"] == optim and r["setting"] == setting], "epochs", "test_acc_mean", "test_acc_low",
-                  "test_acc_high", "init")
+            bands(ax, [r for r in subset if r["setting"] == setting], "epochs", "test_acc_mean", "test_acc_low", "test_acc_high", "init")
             ax.set_xscale("log")
-            axes(ax, "budget (epochs)", "test accuracy", f"{optim}: {setting.replace('_', ' ')}", legend=False)
+            log_ticks(ax.xaxis)
+            axes(ax, "budget (epochs)", "test accuracy", f"{title}: {setting.replace('_', ' ')}", legend=False)
     deepest = max(r["depth"] for r in depth)
     for ax, activation in zip(grid[-1], activations, strict=False):
         bands(ax, [r for r in depth if r["activation"] == activation and r["depth"] == deepest], "epochs", "mean", "low", "high", "init")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        log_ticks(ax.xaxis)
         axes(ax, "budget (epochs)", "train loss (nats)", f"depth {deepest}, {activation}: selected lr", legend=False)
     for ax in grid[-1][len(activations):]:
         ax.set_visible(False)
     side_legend(grid[0][-1])
     return finish(fig, "Training claims against the budget",
-                  f"Top rows: test accuracy of the lr study per optimizer and lr setting; bottom row: the depth study's train loss at "
-                  f"{deepest} hidden layers, each init at the lr selected on validation loss at the longest budget (earlier budgets "
-                  f"of the same runs). Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows + depth], 'seeds')}.")
+                  f"Top rows: test accuracy of the lr study per optimizer and lr setting (lines: mean, bands: {INTERVAL}); bottom row: "
+                  f"the depth study's train loss at {deepest} hidden layers, each init at the lr selected on validation loss at the "
+                  f"longest budget (earlier budgets of the same runs; lines: geometric mean, bands: {LOG_INTERVAL}); "
+                  f"{n_text([r['n'] for r in rows + depth], 'seeds')}.")
 
 
 def _spectra_load(results: Path, params: dict) -> Data | None:
