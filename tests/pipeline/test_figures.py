@@ -281,11 +281,16 @@ def test_lr_study_with_an_activation_column_gets_a_row_per_activation():
     fig = figures.FIGURES["lr_grid"].plot({"rows": rows})
     assert sorted(ax.get_title().split("\n")[0] for ax in fig.axes) == ["relu: adam", "relu: sgd", "tanh: adam", "tanh: sgd"]
     assert figure_checks.check_figure(fig) == []
+    rows = [r | {"activation": act} for act in ("tanh", "relu") for r in SYNTHETIC["lr_fairness"][0]["rows"]]
+    fig = figures.FIGURES["lr_fairness"].plot({"rows": rows})
+    assert sorted(ax.get_title() for ax in fig.axes) == ["relu: adam", "relu: sgd", "tanh: adam", "tanh: sgd"]
 
 
 def test_depth_shows_every_trained_depth_and_hides_a_panel_without_rows():
-    rows = [r for r in SYNTHETIC["depth"][0]["rows"] if not (r["quantity"] == "train_loss" and r["activation"] == "relu")]
+    rows = [r | {"best_lr_at_grid_edge": r["depth"] == 8} for r in SYNTHETIC["depth"][0]["rows"]
+            if not (r["quantity"] == "train_loss" and r["activation"] == "relu")]
     fig = figures.FIGURES["depth"].plot({"rows": rows})
+    assert any(line.get_label() == "best lr on the grid's edge" for ax in fig.axes for line in ax.get_lines())
     tanh_loss = next(ax for ax in fig.axes if ax.get_title() == "tanh: train_loss")
     assert sorted({x for line in tanh_loss.get_lines() for x in line.get_xdata()}) == [2, 4, 8]
     assert not any(ax.get_visible() and ax.get_title() == "relu: train_loss" for ax in fig.axes)
@@ -302,3 +307,14 @@ def test_the_published_results_figures_pass_the_checks(name):
     if data is None:
         pytest.skip(f"{name}: its inputs are not in results/")
     assert figure_checks.check_figure(figures.FIGURES[name].plot(data)) == []
+
+
+def test_canyon_with_random_draws_bands_the_loss_over_draws():
+    data = SYNTHETIC["canyon"][0]
+    rows = [{"draw": d, "step": s, "gd": 50.0 / (1 + s) * (1 + 0.1 * d), "momentum": 50.0 / (1 + s) ** 2 * (1 + 0.1 * d)}
+            for d in range(3) for s in range(4)]
+    fig = figures.FIGURES["canyon"].plot(data | {"rows": rows})
+    right = fig.axes[1]
+    assert len(right.get_lines()) == 2 and right.collections  # one line per method, with its band
+    assert "n = 3 draws" in style.describe(fig)[1]
+    assert figure_checks.check_figure(fig) == []

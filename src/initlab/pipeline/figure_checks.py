@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import Collection, PathCollection
+from matplotlib.collections import PathCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
-from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
@@ -51,7 +50,8 @@ def claim(fig: Figure, word: str, ax: Axes, label: str) -> None:
     """Record that the figure's title says ``word`` about the line labelled ``label`` (checked by :func:`check_figure`)."""
     if word.lower() not in TRENDS:
         raise ValueError(f"claim word {word!r} is not checkable; allowed: {sorted(TRENDS)}")
-    getattr(fig, CLAIMS_ATTR, None) or setattr(fig, CLAIMS_ATTR, [])
+    if not hasattr(fig, CLAIMS_ATTR):
+        setattr(fig, CLAIMS_ATTR, [])
     getattr(fig, CLAIMS_ATTR).append(Claim(word.lower(), ax, label))
 
 
@@ -165,18 +165,18 @@ def _along_segments(ax: Axes, xy: np.ndarray, per_segment: int = 8) -> np.ndarra
 
 
 def _has_data(ax: Axes) -> bool:
-    if len(data_points(ax)):
-        return True
-    shown = [c for c in ax.collections if _shown(c) and not isinstance(c, PathCollection)] + [i for i in ax.images if _shown(i)]
-    return any(np.isfinite(np.asarray(c.get_datalim(ax.transData).bounds, dtype=float)).all() for c in shown
-               if isinstance(c, Collection)) or bool([i for i in ax.images if _shown(i)])
+    """A plotted point inside the limits, or another drawn collection (contours, bands) with a finite extent, or an image."""
+    others = [c for c in ax.collections if _shown(c) and not isinstance(c, PathCollection)]
+    return (len(data_points(ax)) > 0 or any(np.isfinite(c.get_datalim(ax.transData).bounds).all() for c in others)
+            or any(_shown(image) for image in ax.images))
 
 
-def _contrast(color: Any) -> float:
-    """WCAG contrast ratio of ``color`` (alpha-blended on white) against white; 1 for no colour."""
+def _contrast(color: Any, alpha: float | None = None) -> float:
+    """WCAG contrast ratio of ``color`` (alpha-blended on white; ``alpha``: the artist's, overriding) against white;
+    1 for no colour."""
     if color is None or (isinstance(color, str) and color.lower() == "none"):
         return 1.0
-    r, g, b, a = to_rgba(color)
+    r, g, b, a = to_rgba(color, alpha)
     linear = [(1 - a) + a * c for c in (r, g, b)]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in linear]
     return 1.05 / (0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] + 0.05)
@@ -251,10 +251,7 @@ def too_light(fig: Figure, renderer: Any) -> list[str]:
     defects = [f"text too light (contrast {_contrast(t.get_color()):.2f} < {MIN_CONTRAST['text']}): {_name(kind, t)}"
                for kind, t in texts(fig) if _contrast(t.get_color()) < MIN_CONTRAST["text"]]
     for name, artist, colours in _marks(fig):
-        best = max((_contrast(c) for c in colours), default=1.0)
-        alpha = artist.get_alpha()
-        if alpha is not None:
-            best = max((_contrast(to_rgba(c, alpha)) for c in colours if c is not None and str(c).lower() != "none"), default=1.0)
+        best = max((_contrast(c, artist.get_alpha()) for c in colours), default=1.0)
         if colours and best < MIN_CONTRAST["mark"]:
             defects.append(f"colour too light (contrast {best:.2f} < {MIN_CONTRAST['mark']}): {name}")
     return defects

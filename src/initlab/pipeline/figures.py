@@ -175,8 +175,11 @@ def plot_depth(data: Data) -> Figure:
             side_legend(shown[-1], extra=[key_handle(label, linestyle=LINESTYLES[i + 1], linewidth=0.8)
                                           for i, label in enumerate(guides)], series=False)
     inits = list(dict.fromkeys(r["init"] for r in rows))
-    side_legend(next(ax for ax in grid[0][::-1] if ax.get_visible()), extra=[key_handle(i, **series_style(i)) for i in inits],
-                series=False)
+    keys = [key_handle(i, **series_style(i)) for i in inits]
+    if any(at_grid_edge(r) for r in rows):
+        keys.append(key_handle("best lr on the grid's edge", linestyle="", marker="o", markersize=9, markerfacecolor="none",
+                               markeredgecolor="r"))
+    side_legend(next(ax for ax in grid[0][::-1] if ax.get_visible()), extra=keys, series=False)
     logged = data.get("log_quantities", [])
     lines = (f"lines: geometric mean, bands: {LOG_INTERVAL} for the at-init rows ({', '.join(logged)}); mean and {INTERVAL} for the "
              f"rest (a lower end below 0 not drawn on the log axis)" if logged else f"lines: mean, bands: {INTERVAL}")
@@ -204,7 +207,8 @@ def optimizer_panels(rows: list[Row], **subplot_kw: Any) -> tuple[Figure, list[t
     groups = by_activation(rows)
     fig, grid = new_figure(len(groups), len(optimizers), sharey=True, **subplot_kw)
     return fig, [(ax, panel_title(activation, optim), [r for r in subset if r["optim"] == optim])
-                 for row_axes, (activation, subset) in zip(grid, groups, strict=True) for ax, optim in zip(row_axes, optimizers, strict=True)]
+                 for row_axes, (activation, subset) in zip(grid, groups, strict=True)
+                 for ax, optim in zip(row_axes, optimizers, strict=True)]
 
 
 def best_lr_text(best: dict[str, float]) -> str:
@@ -247,7 +251,8 @@ def plot_lr_grid(data: Data) -> Figure:
                   f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in finite], 'seeds')} per point; colour: the init, line "
                   f"style: the budget ({', '.join(f'{e:g}' for e in budgets)} epochs; successive halving takes only the best lrs of each "
                   f"budget to the next); stars: each init's best lr (lowest mean validation loss) at {budgets[-1]:g} epochs, nested "
-                  f"where they coincide" + (f"; not drawn: {missing} (init, lr, budget) cells where every seed diverged." if missing else "."))
+                  f"where they coincide" + (f"; not drawn: {missing} (init, lr, budget) cells where every seed diverged." if missing
+                                            else "."))
 
 
 def _fairness_load(results: Path, params: dict) -> Data | None:
@@ -275,7 +280,8 @@ def plot_lr_fairness(data: Data) -> Figure:
         for r in subset:  # points below the zoomed range: marked at its bottom edge with their value
             if r["test_acc_mean"] < ylim[0]:
                 x = settings.index(r["setting"]) + dodge(inits.index(r["init"]), len(inits), 0.15)
-                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3 + 9 * (inits.index(r["init"]) % 2)),  # staggered: no overlap
+                stagger = 9 * (inits.index(r["init"]) % 2)  # neighbouring labels on two heights: no overlap
+                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3 + stagger),
                             textcoords="offset points", fontsize=7,
                             ha="center", va="bottom", color=series_style(r["init"])["color"])
                 ax.plot(x, ylim[0], marker="v", color=series_style(r["init"])["color"], linestyle="", clip_on=False)
@@ -381,7 +387,8 @@ def plot_deep_linear(data: Data) -> Figure:
         if scale != 1:
             claim(fig, "exploding" if scale > 1 else "vanishing", left, f"W = {case}")
     settings = data["settings"]
-    words = [word for word, shown in (("exploding", any(s > 1 for s in scale_of.values())), ("vanishing", any(s < 1 for s in scale_of.values())))
+    scales_drawn = list(scale_of.values())
+    words = [word for word, shown in (("exploding", any(s > 1 for s in scales_drawn)), ("vanishing", any(s < 1 for s in scales_drawn)))
              if shown]
     return finish(fig, f"{' and '.join(words).capitalize() or 'Norm-preserving'} signals in a deep linear net",
                   f"{settings['depth']} linear layers of width {settings['width']}: W = s I scales activations and gradients by s per "
@@ -454,7 +461,8 @@ def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
     for ax in panels[1:]:
         ax.sharey(panels[0])  # one y range: the biases compare at a glance
     for ax, bias in zip(panels, biases, strict=True):
-        by_init = {init: sorted(g, key=lambda r: r["layer"]) for (init,), g in group_by([r for r in stats if r["bias"] == bias], "init").items()}
+        by_init = {init: sorted(g, key=lambda r: r["layer"])
+                   for (init,), g in group_by([r for r in stats if r["bias"] == bias], "init").items()}
         groups = identical_series({init: [r["mean"] for r in g] for init, g in by_init.items()})
         for i, members in enumerate(groups):
             group = by_init[members[0]]
@@ -581,6 +589,9 @@ def plot_edge_of_stability(data: Data) -> Figure:
                   f"every {settings['every']} steps; lines: geometric mean, bands: {LOG_INTERVAL}, {n_text([r['n'] for r in stats], 'seeds')}.")
 
 
+DRAW_KEYS = ("draw", "seed", "trial")  # a column that numbers independent random draws of a demo, where it has several
+
+
 def _canyon_load(results: Path, params: dict) -> Data:
     return demo("canyon", "loss.csv")(results, params) | {"paths": tables.load_demo_json(results, "canyon", "paths.json")}
 
@@ -606,14 +617,24 @@ def plot_canyon(data: Data) -> Figure:
     left.plot(*minimizer, "k*", markersize=12, linestyle="", label="minimizer x*")
     left.set_aspect("equal")
     axes(left, "x_1", "x_2", "Paths on the loss contours (equal axes)")
+    draw = next((key for key in DRAW_KEYS if any(key in r for r in loss_rows)), None)
+    counts = []
     for name in paths["paths"]:
-        kept = [r for r in loss_rows if r.get(name) is not None]
-        right.plot([r["step"] for r in kept], [r[name] for r in kept], label=name, **series_style(name) | {"marker": ""})
+        kept = [r for r in loss_rows if isinstance(r.get(name), float) and r[name] > 0]
+        if draw:  # several random draws (starting points): geometric mean and log interval per step
+            stats = sorted(over_seeds(kept, ("step",), name, log=True), key=lambda r: r["step"])
+            counts += [r["n"] for r in stats]
+            band(right, [r["step"] for r in stats], *([r[c] for r in stats] for c in ("mean", "low", "high")), name,
+                 **series_style(name) | {"marker": ""})
+        else:
+            right.plot([r["step"] for r in kept], [r[name] for r in kept], label=name, **series_style(name) | {"marker": ""})
     right.set_yscale("log")
     axes(right, "step", "loss f(x) - f(x*)", "Convergence")
     settings = data["settings"]
+    runs = (f"lines: geometric mean over random draws ({draw}), bands: {LOG_INTERVAL}, {n_text(counts, 'draws')}; paths: as drawn"
+            if draw else "n = 1 deterministic run each, nothing to band")
     return finish(fig, "Momentum vs gradient descent on an ill-conditioned quadratic",
-                  f"Best-tuned GD and heavy-ball momentum (n = 1 deterministic run each, nothing to band: the fastest of a grid of "
+                  f"Best-tuned GD and heavy-ball momentum ({runs}; the fastest of a grid of "
                   f"{settings['num_lrs']} learning rates x momenta {settings['alphas']}) on a 2-D quadratic with condition number "
                   f"{settings['condition']}; grey: loss contours.")
 
