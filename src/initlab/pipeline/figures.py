@@ -7,10 +7,13 @@ they are absent: the figure is skipped) and ``plot`` draws a ``matplotlib.figure
 inputs alone, so it is tested on synthetic rows. The look (a colour per init and optimizer, legends,
 coinciding series, a caption that states n and what bands mean) is :mod:`initlab.pipeline.style`;
 intervals over seeds are the study's (``tables.interval_columns``: 95% Student t). The plotted rows
-go to ``reports/plots/<name>.csv``; ``reports/figures.json`` lists title and caption for the report.
+go to ``reports/plots/<name>.csv``; ``reports/figures.json`` lists title and caption for the report. Each saved figure
+goes through :func:`initlab.pipeline.figure_checks.check_figure`; a defect (new data that makes labels overlap, a legend
+cover points, a title contradict its series) is printed as a warning on stderr.
 """
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,7 @@ from matplotlib.ticker import NullFormatter
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv, write_json
-from initlab.pipeline.figure_checks import claim, trend
+from initlab.pipeline.figure_checks import check_figure, claim, trend
 from initlab.pipeline.style import (axes, band, describe, dodge, finish, key_handle, log_ticks, n_text, new_figure, ordinal_style,
                                     save_figure, series_style, side_legend)
 from initlab.pipeline.tables import Row, group_by
@@ -781,6 +784,8 @@ def main(argv: list[str] | None = None) -> None:
         drawn = entry.plot(data)
         title, caption = describe(drawn)
         save_figure(drawn, out / "figures" / f"{name}.png")
+        for defect in check_figure(drawn):  # after saving: the PNG's bytes do not depend on the check
+            print(f"figures: warning: {name}: {defect}", file=sys.stderr, flush=True)
         write_csv(out / "plots" / f"{name}.csv", data["rows"])
         index.append({"name": name, "file": f"figures/{name}.png", "table": f"plots/{name}.csv", "title": title, "caption": caption})
         print(f"figures: {out / 'figures' / name}.png", flush=True)
