@@ -1,5 +1,7 @@
 """Every registered figure drawn from small synthetic inputs: labelled axes, the legend entries a reader
-needs, n in the caption, one colour per init across figures, and byte-identical PNGs from the same rows."""
+needs, n in the caption, one colour per init across figures, no defect figure_checks finds (overlapping text, legend over
+data, small text, empty panel, invisible colour, a title word its data contradicts), and byte-identical PNGs from the same
+rows; figure_checks itself fails on planted defects; the published results' figures pass (slow)."""
 
 import math
 
@@ -9,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from initlab.config import PROJECT_ROOT
-from initlab.pipeline import figures, style
+from initlab.pipeline import figure_checks, figures, style
 from initlab.pipeline.common import load_params
 
 INITS = ("spectral", "xavier_normal")
@@ -43,7 +45,7 @@ SYNTHETIC = {
                           | _prefixed("val_loss_", (math.log10(lr) + 2 + (init == "spectral")) ** 2 + 0.1 / epochs)
                           | _prefixed("val_acc_", 0.9) for init in INITS for optim in ("sgd", "adam") for epochs in (1.0, 10.0)
                           for lr in ((1e-4, 1e-3, 1e-2, 1e-1) if epochs == 1 else (1e-3, 1e-2))]},  # halving: 2 lrs go on
-                ["spectral, 10 epochs", "xavier_normal, 1 epochs", "best lr spectral: 0.001", "best lr xavier_normal: 0.01"]),
+                ["spectral", "xavier_normal", "10 epochs", "1 epochs", "best lr at 10 epochs"]),
     "lr_fairness": ({"rows": [{"init": init, "optim": optim, "setting": setting, "epochs": epochs, "lr": 0.1, "n": 3}
                               | _prefixed("test_acc_", acc * epochs / 10) | _prefixed("test_loss_", 1 - acc)
                               for init, acc in (("spectral", 0.9), ("xavier_normal", 0.8)) for optim in ("sgd", "adam")
@@ -61,11 +63,11 @@ SYNTHETIC = {
                                        "trace_se": 2.0} for init in INITS for state in ("init", "trained")],
                           "rows": [{"init": init, "state": state, "eigenvalue": t, "density": math.exp(-t * t) / (1 + (state == "init"))}
                                    for init in INITS for state in ("init", "trained") for t in np.linspace(-1, 5, 30)]},
-                         ["init: lambda_max 5, lambda_min -1, trace 80 +- 2", "trained: lambda_max 5, lambda_min -1, trace 80 +- 2"]),
+                         ["init: lambda_max 5, lambda_min -1\ntrace 80 +- 2", "trained: lambda_max 5, lambda_min -1\ntrace 80 +- 2"]),
     "sharpening": ({"settings": PARAMS["spectra"],
                     "rows": [{"init": init, "lr": 0.3, "step": s, "lambda_max": 2.0 + s / 10, "two_over_lr": 2 / 0.3}
                              for init in INITS for s in (0, 27, 54)]},
-                   ["spectral: lambda_max (lr 0.3)", "xavier_normal: 2 / lr"]),
+                   ["spectral (lr 0.3)", "2 / lr = 6.67 (every init)"]),
     "rmt_norms": ({"rows": [{"m": m, "n": n, "init": init, "trial": t, "ratio": 0.98 + 0.01 * t}
                             for m, n in ((64, 64), (256, 64)) for init in ("spectral", "spectral_uniform") for t in range(2)]},
                   ["spectral, square", "spectral_uniform, skewed", "paper eq. (7): ratio 1"]),
@@ -77,16 +79,15 @@ SYNTHETIC = {
         {"case": case, "scale": scale, "trial": 0, "layer": k, "activation_norm": (scale or 1.0) ** k,
          "gradient_norm": (scale or 1.0) ** (10 - k)}
         for case, scale in (("1.5 I", 1.5), ("orthogonal", None)) for k in range(11)]},
-        ["theory s = 1.5", "W = 1.5 I (= theory s = 1.5)", "orthogonal"]),
+        ["theory s = 1.5", "W = 1.5 I", "orthogonal"]),
     "symmetry": ({"settings": _settings("symmetry"), "rows": [
         {"init": init, "layer": layer, "step": s, "distance": d, "rank": 1, "loss": 2.0 / (s + 1) + d}
         for init, d in (("zeros", 0.0), ("constant", 0.0), ("spectral", 1.4)) for layer in (0, 1) for s in (0, 10, 20)]},
-        ["zeros, hidden1 (final rank 1)", "constant, hidden1 (final rank 1) (= zeros, hidden1 (final rank 1))"]),
+        ["zeros: final rank 1 / 1", "constant: final rank 1 / 1", "hidden1", "hidden2"]),
     "relu_elbow": ({"settings": _settings("variance_flow"), "elbows": np.random.default_rng(0).standard_cauchy(2000).tolist(), "ks": 0.01,
                     "rows": [{"seed": seed, "init": init, "bias": bias, "layer": k, "dead_fraction": 0.01 * k * seed * (bias == "zeros")}
                              for seed in SEEDS for init in INITS for bias in ("zeros", "relu_0.1") for k in range(3)]},
-                   ["standard Cauchy pdf", "-b/w, n = 2000 samples", "spectral, bias zeros",
-                    "xavier_normal, bias relu_0.1 (= spectral, bias relu_0.1)"]),
+                   ["standard Cauchy pdf", "-b/w, n = 2000 samples", "identical: spectral, xavier_normal"]),
     "gauss_newton": ({"settings": _settings("curvature"), "rows": [
         {"seed": seed, "activation": act, "state": state, "block": block,
          "rel_diff": 0.0 if act == "relu" and block != "all" else 0.01 * seed}
@@ -136,6 +137,7 @@ def test_figure_labels_legend_caption_colours_and_stable_bytes(name, tmp_path):
         if init in INITS and line.get_linewidth() < 3:
             assert mcolors.same_color(line.get_color(), style.series_style(init)["color"]), f"{name}: {line.get_label()}"
     first = style.save_figure(fig, tmp_path / "a.png", dpi=40)
+    assert figure_checks.check_figure(fig) == [], name  # after saving: a draw before savefig shifts the layout's bytes
     second = style.save_figure(figures.FIGURES[name].plot(data), tmp_path / "b.png", dpi=40)
     assert first.stat().st_size > 2000 and first.read_bytes() == second.read_bytes()
 
@@ -211,3 +213,108 @@ def test_lr_fairness_zooms_to_the_claims_settings_and_marks_points_below():
     low, high = fig.axes[0].get_ylim()
     assert 0.89 < low < 0.9 and 0.925 < high < 0.94  # the 0.01 margin is a visible fraction of the axis
     assert any(text.get_text() == "0.13" for text in fig.axes[0].texts)
+
+
+# ---------------------------------------------------------------- figure_checks on planted defects
+
+
+def _clean_figure():
+    fig, ((ax,),) = style.new_figure()
+    ax.plot([1, 2, 3], [1.0, 2.0, 3.0], label="rising", color="#0072B2", marker="o")
+    style.axes(ax, "x", "y", "panel", legend=False)
+    style.side_legend(ax)
+    return fig, ax
+
+
+def test_a_clean_figure_has_no_defects():
+    assert figure_checks.check_figure(_clean_figure()[0]) == []
+
+
+def test_planted_overlapping_text_fails():
+    fig, ax = _clean_figure()
+    ax.annotate("planted label", (2, 2), fontsize=9)
+    ax.annotate("planted label too", (2, 2), fontsize=9)
+    defects = figure_checks.check_figure(fig)
+    assert any(d.startswith("overlapping_text") and "planted label" in d for d in defects), defects
+
+
+def test_planted_overlapping_tick_labels_fail():
+    fig, ax = _clean_figure()
+    ax.set_xticks([1, 1.1, 1.2], ["a long tick label", "another long label", "a third long label"])
+    assert any("x tick label" in d for d in figure_checks.check_figure(fig))
+
+
+def test_legend_over_data_small_text_light_colour_and_empty_panel_fail():
+    fig, grid = style.new_figure(1, 2)
+    ax, empty = grid[0]
+    ax.plot(np.linspace(0, 1, 50), np.linspace(0, 1, 50), color="#F0E442", label="pale yellow line")  # contrast 1.3 on white
+    ax.legend(loc="center", fontsize=6)
+    empty.plot([0, 1], [math.nan, math.nan], label="all nan")
+    rules = {d.split(":")[0] for d in figure_checks.check_figure(fig)}
+    assert {"legend_over_data", "small_text", "too_light", "empty_panel"} <= rules
+
+
+def test_a_title_word_its_series_contradicts_fails():
+    fig, ax = _clean_figure()
+    fig.suptitle("Progressive sharpening")
+    assert any("no series is claimed" in d for d in figure_checks.check_figure(fig))  # an unchecked trend word
+    ax.plot([1, 2, 3], [30.0, 10.0, 3.0], label="falling")
+    figure_checks.claim(fig, "sharpening", ax, "falling")
+    assert any("'falling' falls" in d for d in figure_checks.check_figure(fig))
+    fig, ax = _clean_figure()
+    fig.suptitle("Progressive sharpening")
+    figure_checks.claim(fig, "sharpening", ax, "rising")
+    assert figure_checks.check_figure(fig) == []
+
+
+def test_sharpening_title_says_what_its_series_do():
+    data = SYNTHETIC["sharpening"][0]
+    falling = data | {"rows": [r | {"lambda_max": 20.0 / (1 + r["step"])} for r in data["rows"]]}
+    fig = figures.FIGURES["sharpening"].plot(falling)
+    assert "falls" in fig.get_suptitle() and "sharpening" not in fig.get_suptitle().lower()
+    assert figure_checks.check_figure(fig) == []
+    assert "sharpening" in figures.FIGURES["sharpening"].plot(data).get_suptitle().lower()  # rising: progressive sharpening
+
+
+def test_lr_study_with_an_activation_column_gets_a_row_per_activation():
+    rows = [r | {"activation": act} for act in ("tanh", "relu") for r in SYNTHETIC["lr_grid"][0]["rows"]]
+    fig = figures.FIGURES["lr_grid"].plot({"rows": rows})
+    assert sorted(ax.get_title().split("\n")[0] for ax in fig.axes) == ["relu: adam", "relu: sgd", "tanh: adam", "tanh: sgd"]
+    assert figure_checks.check_figure(fig) == []
+    rows = [r | {"activation": act} for act in ("tanh", "relu") for r in SYNTHETIC["lr_fairness"][0]["rows"]]
+    fig = figures.FIGURES["lr_fairness"].plot({"rows": rows})
+    assert sorted(ax.get_title() for ax in fig.axes) == ["relu: adam", "relu: sgd", "tanh: adam", "tanh: sgd"]
+
+
+def test_depth_shows_every_trained_depth_and_hides_a_panel_without_rows():
+    rows = [r | {"best_lr_at_grid_edge": r["depth"] == 8} for r in SYNTHETIC["depth"][0]["rows"]
+            if not (r["quantity"] == "train_loss" and r["activation"] == "relu")]
+    fig = figures.FIGURES["depth"].plot({"rows": rows})
+    assert any(line.get_label() == "best lr on the grid's edge" for ax in fig.axes for line in ax.get_lines())
+    tanh_loss = next(ax for ax in fig.axes if ax.get_title() == "tanh: train_loss")
+    assert sorted({x for line in tanh_loss.get_lines() for x in line.get_xdata()}) == [2, 4, 8]
+    assert not any(ax.get_visible() and ax.get_title() == "relu: train_loss" for ax in fig.axes)
+    assert figure_checks.check_figure(fig) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(figures.FIGURES))
+def test_the_published_results_figures_pass_the_checks(name):
+    """Every figure of the pipeline drawn from results/ (after `dvc pull`) as the figures stage draws it."""
+    if not (PROJECT_ROOT / "results" / "demos").exists():
+        pytest.skip("results/ not pulled (dvc pull)")
+    data = figures.FIGURES[name].load(PROJECT_ROOT / "results", PARAMS)
+    if data is None:
+        pytest.skip(f"{name}: its inputs are not in results/")
+    assert figure_checks.check_figure(figures.FIGURES[name].plot(data)) == []
+
+
+def test_canyon_with_random_draws_bands_the_loss_over_draws():
+    data = SYNTHETIC["canyon"][0]
+    rows = [{"draw": d, "step": s, "gd": 50.0 / (1 + s) * (1 + 0.1 * d), "momentum": 50.0 / (1 + s) ** 2 * (1 + 0.1 * d)}
+            for d in range(3) for s in range(4)]
+    fig = figures.FIGURES["canyon"].plot(data | {"rows": rows})
+    right = fig.axes[1]
+    assert len(right.get_lines()) == 2 and right.collections  # one line per method, with its band
+    assert "n = 3 draws" in style.describe(fig)[1]
+    assert figure_checks.check_figure(fig) == []

@@ -7,10 +7,13 @@ they are absent: the figure is skipped) and ``plot`` draws a ``matplotlib.figure
 inputs alone, so it is tested on synthetic rows. The look (a colour per init and optimizer, legends,
 coinciding series, a caption that states n and what bands mean) is :mod:`initlab.pipeline.style`;
 intervals over seeds are the study's (``tables.interval_columns``: 95% Student t). The plotted rows
-go to ``reports/plots/<name>.csv``; ``reports/figures.json`` lists title and caption for the report.
+go to ``reports/plots/<name>.csv``; ``reports/figures.json`` lists title and caption for the report. Each saved figure
+goes through :func:`initlab.pipeline.figure_checks.check_figure`; a defect (new data that makes labels overlap, a legend
+cover points, a title contradict its series) is printed as a warning on stderr.
 """
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +21,13 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from initlab.pipeline import tables
 from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv, write_json
-from initlab.pipeline.style import (axes, band, describe, dodge, finish, n_text, new_figure, ordinal_style, save_figure,
-                                    series_style, side_legend)
+from initlab.pipeline.figure_checks import check_figure, claim, trend
+from initlab.pipeline.style import (axes, band, describe, dodge, finish, key_handle, log_ticks, n_text, new_figure, ordinal_style,
+                                    save_figure, series_style, side_legend)
 from initlab.pipeline.tables import Row, group_by
 
 Data = dict[str, Any]
@@ -120,10 +125,30 @@ DEPTH_GUIDES = {  # per quantity: axis label, and per reference line the per-lay
 }
 
 
-@figure("depth", study("depth"))
+def _depth_load(results: Path, params: dict) -> Data | None:
+    """The depth table; its at-init quantities (positive, spanning decades) recomputed from the per-seed rows as a geometric
+    mean with a t-interval of the log, so a band on the log axis stays positive (a linear interval reaches below 0)."""
+    loaded = study("depth")(results, params)
+    per_seed = Path(results) / "study" / "depth" / "at_init.csv"
+    if loaded is None or not per_seed.exists():
+        return loaded
+    seeds = read_csv(per_seed)
+    logged = [q for q in dict.fromkeys(r["quantity"] for r in loaded["rows"]) if seeds and q in seeds[0]]
+    rows = [r for r in loaded["rows"] if r["quantity"] not in logged]
+    rows += [r | {"quantity": q} for q in logged for r in over_seeds(seeds, ("init", "activation", "depth"), q, log=True)]
+    return loaded | {"rows": rows, "log_quantities": logged}
+
+
+def at_grid_edge(row: Row) -> bool:
+    """Whether the study flagged this point (a column naming an 'edge': its best lr on the edge of the lr grid)."""
+    return any("edge" in key and value in (True, "True", 1) for key, value in row.items())
+
+
+@figure("depth", _depth_load)
 def plot_depth(data: Data) -> Figure:
-    """Every depth-study quantity vs depth (log y), one line per init, one column per activation."""
-    rows = data["rows"]
+    """Every depth-study quantity vs depth (log-log), one line per init, one column per activation; every depth present in
+    the table is a tick, a panel without rows is not drawn."""
+    rows = [r for r in data["rows"] if isinstance(r.get("mean"), float) and r["mean"] > 0]
     quantities = list(dict.fromkeys(r["quantity"] for r in rows))
     activations = list(dict.fromkeys(r["activation"] for r in rows))
     depths = sorted({r["depth"] for r in rows})
@@ -131,49 +156,106 @@ def plot_depth(data: Data) -> Figure:
     for row_axes, quantity in zip(grid, quantities, strict=True):
         ylabel, guides = DEPTH_GUIDES.get(quantity, (quantity, {}))
         for ax, activation in zip(row_axes, activations, strict=True):
-            panel = [r for r in rows if r["quantity"] == quantity and r["activation"] == activation]
+            panel = [r | {"low": r["low"] if r["low"] > 0 else math.nan} for r in rows
+                     if r["quantity"] == quantity and r["activation"] == activation]
+            if not panel:
+                ax.set_visible(False)
+                continue
             bands(ax, panel, "depth", "mean", "low", "high", "init")
+            flagged = [r for r in panel if at_grid_edge(r)]
+            if flagged:
+                ax.plot([r["depth"] for r in flagged], [r["mean"] for r in flagged], linestyle="", marker="o", markersize=11,
+                        markerfacecolor="none", markeredgecolor="r", label="best lr on the grid's edge")
             for i, (label, gain) in enumerate(guides.items()):
                 ax.plot(depths, [gain ** (d - 1) for d in depths], color="k", linestyle=LINESTYLES[i + 1], linewidth=0.8, label=label)
             ax.set_yscale("log")
-            axes(ax, "depth L (hidden layers)", ylabel, f"{activation}: {quantity}", legend=bool(guides), fontsize=6)
-    side_legend(grid[0][-1])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(depths, [str(d) for d in depths])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            axes(ax, "depth L (hidden layers)", ylabel, f"{activation}: {quantity}", legend=False)
+        shown = [ax for ax in row_axes if ax.get_visible()]
+        if shown and guides:
+            side_legend(shown[-1], extra=[key_handle(label, linestyle=LINESTYLES[i + 1], linewidth=0.8)
+                                          for i, label in enumerate(guides)], series=False)
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    keys = [key_handle(i, **series_style(i)) for i in inits]
+    if any(at_grid_edge(r) for r in rows):
+        keys.append(key_handle("best lr on the grid's edge", linestyle="", marker="o", markersize=9, markerfacecolor="none",
+                               markeredgecolor="r"))
+    side_legend(next(ax for ax in grid[0][::-1] if ax.get_visible()), extra=keys, series=False)
+    logged = data.get("log_quantities", [])
+    lines = (f"lines: geometric mean, bands: {LOG_INTERVAL} for the at-init rows ({', '.join(logged)}); mean and {INTERVAL} for the "
+             f"rest (a lower end below 0 not drawn on the log axis)" if logged else f"lines: mean, bands: {INTERVAL}")
     return finish(fig, "Depth study: trainability, sharpness and signal propagation vs depth",
-                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; first row: each init at its "
-                  f"best lr of the grid, the rest at init; black: the reference values the claims compare with.")
+                  f"{lines[0].upper() + lines[1:]}, {n_text([r['n'] for r in rows], 'seeds')} per point; train loss: each init at its "
+                  f"best lr of the grid, the rest at init; black: the reference values the claims compare with"
+                  + ("; red rings: best lr on the edge of the lr grid." if any(at_grid_edge(r) for r in rows) else "."))
 
 
-def optimizer_panels(rows: list[Row]) -> tuple[Figure, list[tuple[Any, str, list[Row]]]]:
-    """One panel per optimizer (shared y): ``(axes, optimizer, its rows)`` each."""
+def by_activation(rows: Sequence[Row]) -> list[tuple[str | None, list[Row]]]:
+    """The rows per activation where the table has an ``activation`` column (one panel row each), else all in one group."""
+    if not any("activation" in r for r in rows):
+        return [(None, list(rows))]
+    return [(activation, members) for (activation,), members in group_by(rows, "activation").items()]
+
+
+def panel_title(activation: str | None, name: str) -> str:
+    return name if activation is None else f"{activation}: {name}"
+
+
+def optimizer_panels(rows: list[Row], **subplot_kw: Any) -> tuple[Figure, list[tuple[Any, str, list[Row]]]]:
+    """One panel per optimizer (shared y) and, where the table has one, one row of panels per activation:
+    ``(axes, panel title, its rows)`` each."""
     optimizers = list(dict.fromkeys(r["optim"] for r in rows))
-    fig, grid = new_figure(1, len(optimizers), sharey=True)
-    return fig, [(ax, optim, [r for r in rows if r["optim"] == optim]) for ax, optim in zip(grid[0], optimizers, strict=True)]
+    groups = by_activation(rows)
+    fig, grid = new_figure(len(groups), len(optimizers), sharey=True, **subplot_kw)
+    return fig, [(ax, panel_title(activation, optim), [r for r in subset if r["optim"] == optim])
+                 for row_axes, (activation, subset) in zip(grid, groups, strict=True)
+                 for ax, optim in zip(row_axes, optimizers, strict=True)]
+
+
+def best_lr_text(best: dict[str, float]) -> str:
+    """'best lr 0.316: every init' or 'best lr 0.001: spectral; 0.00178: xavier_normal, ...' (inits sharing an lr together)."""
+    shared = group_by([{"init": init, "lr": f"{lr:.3g}"} for init, lr in best.items()], "lr")
+    if len(shared) == 1:
+        return f"best lr {next(iter(shared))[0]}: every init"
+    return "best lr " + "; ".join(f"{lr}: {', '.join(r['init'] for r in members)}" for (lr,), members in shared.items())
 
 
 @figure("lr_grid", study("lr_grid"))
 def plot_lr_grid(data: Data) -> Figure:
-    """Validation loss vs learning rate per init, one panel per optimizer, the best lr (lowest mean) starred."""
+    """Validation loss vs learning rate per init (colour) and budget (line style), one panel per optimizer (and activation
+    where the table has one), the best lr (lowest mean at the longest budget) starred on each init's curve."""
     rows = data["rows"]
+    finite = [r for r in rows if r.get("n") and isinstance(r.get("val_loss_mean"), float) and math.isfinite(r["val_loss_mean"])]
     budgets = sorted({r["epochs"] for r in rows})
-    fig, panels = optimizer_panels(rows)
-    for ax, optim, subset in panels:
+    fig, panels = optimizer_panels(finite, width=6.0, height=4.2)
+    for ax, title, subset in panels:
         for i, epochs in enumerate(reversed(budgets)):  # the longest budget solid; shorter ones (successive halving) dashed
             for (init,), group in group_by([r for r in subset if r["epochs"] == epochs], "init").items():
                 group = sorted(group, key=lambda r: r["lr"])
                 band(ax, [r["lr"] for r in group], *([r[c] for r in group] for c in ("val_loss_mean", "val_loss_low", "val_loss_high")),
-                     f"{init}, {epochs:g} epochs", **series_style(init) | {"linestyle": LINESTYLES[i % len(LINESTYLES)]})
-        longest = [r for r in subset if r["epochs"] == budgets[-1]]
-        for (init,), group in group_by([r for r in longest if r["val_loss_mean"] is not None], "init").items():
-            best = min(group, key=lambda r: r["val_loss_mean"])
-            ax.plot(best["lr"], best["val_loss_mean"], marker="*", markersize=14, color=series_style(init)["color"],
-                    markeredgecolor="k", linestyle="", label=f"best lr {init}: {best['lr']:.3g}")
+                     init if i == 0 else "_nolegend_", **series_style(init) | {"linestyle": LINESTYLES[i % len(LINESTYLES)]})
+        best = {init: min(group, key=lambda r: r["val_loss_mean"]) for (init,), group in
+                group_by([r for r in subset if r["epochs"] == budgets[-1]], "init").items()}
+        for size, (init, r) in zip(range(18, 0, -4), best.items()):  # largest first: stars on one spot stay visible, nested
+            ax.plot(r["lr"], r["val_loss_mean"], marker="*", markersize=size, color=series_style(init)["color"], markeredgecolor="k",
+                    markeredgewidth=0.6, linestyle="", label="_nolegend_", zorder=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        axes(ax, "learning rate", "validation loss", optim, fontsize=6)
+        log_ticks(ax.xaxis)
+        log_ticks(ax.yaxis)
+        axes(ax, "learning rate", "validation loss", f"{title}\n{best_lr_text({i: r['lr'] for i, r in best.items()})}", legend=False)
+    keys = [key_handle(f"{e:g} epochs", linestyle=LINESTYLES[i % len(LINESTYLES)]) for i, e in enumerate(reversed(budgets))]
+    keys.append(key_handle(f"best lr at {budgets[-1]:g} epochs", marker="*", markersize=12, linestyle="", markerfacecolor="w"))
+    side_legend(panels[len({r['optim'] for r in finite}) - 1][0], extra=keys)  # right of the top-right panel
+    missing = len(rows) - len(finite)
     return finish(fig, "Learning-rate grid: validation loss vs lr",
-                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')} per point; line style: the budget "
-                  f"({', '.join(f'{e:g}' for e in budgets)} epochs; successive halving takes only the best lrs of each budget to the "
-                  f"next); stars: the best lr (lowest mean validation loss) per init and optimizer at {budgets[-1]:g} epochs.")
+                  f"Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in finite], 'seeds')} per point; colour: the init, line "
+                  f"style: the budget ({', '.join(f'{e:g}' for e in budgets)} epochs; successive halving takes only the best lrs of each "
+                  f"budget to the next); stars: each init's best lr (lowest mean validation loss) at {budgets[-1]:g} epochs, nested "
+                  f"where they coincide" + (f"; not drawn: {missing} (init, lr, budget) cells where every seed diverged." if missing
+                                            else "."))
 
 
 def _fairness_load(results: Path, params: dict) -> Data | None:
@@ -201,7 +283,9 @@ def plot_lr_fairness(data: Data) -> Figure:
         for r in subset:  # points below the zoomed range: marked at its bottom edge with their value
             if r["test_acc_mean"] < ylim[0]:
                 x = settings.index(r["setting"]) + dodge(inits.index(r["init"]), len(inits), 0.15)
-                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3), textcoords="offset points", fontsize=6,
+                stagger = 9 * (inits.index(r["init"]) % 2)  # neighbouring labels on two heights: no overlap
+                ax.annotate(f"{r['test_acc_mean']:.2f}", (x, ylim[0]), xytext=(0, 3 + stagger),
+                            textcoords="offset points", fontsize=7,
                             ha="center", va="bottom", color=series_style(r["init"])["color"])
                 ax.plot(x, ylim[0], marker="v", color=series_style(r["init"])["color"], linestyle="", clip_on=False)
         for i, init in enumerate(inits):
@@ -210,7 +294,7 @@ def plot_lr_fairness(data: Data) -> Figure:
             ax.errorbar(x, [r["test_acc_mean"] for r in group], yerr=yerr(group, "test_acc_mean", "test_acc_low", "test_acc_high"),
                         capsize=3, label=init, **series_style(init) | {"linestyle": ""})
             for xi, r in zip(x, group, strict=True):
-                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_low"]), xytext=(0, -4), textcoords="offset points", fontsize=6,
+                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_low"]), xytext=(0, -4), textcoords="offset points", fontsize=7,
                             rotation=90, ha="center", va="top")
         ax.set_xticks(range(len(settings)), [s.replace("_", " ") for s in settings])
         axes(ax, "lr setting", "test accuracy", optim, legend=False)
@@ -241,9 +325,10 @@ def plot_rmt(data: Data) -> Figure:
     for (shape, square), group in group_by(stats, "shape", "square").items():
         # square shapes labelled above their points, skewed ones below: no label sits on another
         ax.annotate(shape, (group[0]["edge"], max(r["high"] for r in group) if square else min(r["low"] for r in group)),
-                    fontsize=6, ha="center", xytext=(0, 4 if square else -10), textcoords="offset points")
+                    fontsize=7, ha="center", xytext=(0, 4 if square else -10), textcoords="offset points")
     ax.axhline(1.0, color="k", linewidth=0.8, linestyle=":", label="paper eq. (7): ratio 1")
     ax.set_xscale("log")
+    log_ticks(ax.xaxis)
     ax.margins(y=0.15)
     axes(ax, "sqrt(m) + sqrt(n)", "||W||_2 / ((sqrt m + sqrt n) sigma)")
     return finish(fig, "Random-matrix norm check (paper Cor. 2, eq. 7)",
@@ -293,15 +378,22 @@ def plot_deep_linear(data: Data) -> Figure:
             if scale:
                 anchor = values[1] if column == "activation_norm" else values[-1]
                 power = [k - 1 if column == "activation_norm" else depth - k for k in layers]
-                ax.plot(layers, [anchor * scale**p for p in power], color=style["color"], linewidth=6, alpha=0.3,
+                ax.plot(layers, [anchor * scale**p for p in power], color=style["color"], linewidth=6, alpha=0.4,
                         label=f"theory s = {scale:g}")
             ax.plot(layers, values, label=f"W = {case}" if scale else case, **style)
     for ax, ylabel, title in ((left, "mean ||z^(k)||", "Activations"), (right, "mean ||dL/dz^(k)||", "Backpropagated gradients")):
         ax.set_yscale("log")
         axes(ax, "layer k", ylabel, title, legend=False)
     side_legend(right)
+    scale_of = {case: next(r["scale"] for r in data["rows"] if r["case"] == case) for case in scales}
+    for case, scale in scale_of.items():  # the title's words, each checked on the activations of the W = s I case that shows it
+        if scale != 1:
+            claim(fig, "exploding" if scale > 1 else "vanishing", left, f"W = {case}")
     settings = data["settings"]
-    return finish(fig, "Exploding and vanishing signals in a deep linear net",
+    scales_drawn = list(scale_of.values())
+    words = [word for word, shown in (("exploding", any(s > 1 for s in scales_drawn)), ("vanishing", any(s < 1 for s in scales_drawn)))
+             if shown]
+    return finish(fig, f"{' and '.join(words).capitalize() or 'Norm-preserving'} signals in a deep linear net",
                   f"{settings['depth']} linear layers of width {settings['width']}: W = s I scales activations and gradients by s per "
                   f"layer (wide pale lines: theory s^(k-1) for activations, s^(L-k) for gradients, under the measured points they "
                   f"coincide with); orthogonal init preserves norms. Norms: mean "
@@ -311,22 +403,29 @@ def plot_deep_linear(data: Data) -> Figure:
 
 @figure("symmetry", demo("symmetry", "trace.csv"))
 def plot_symmetry(data: Data) -> Figure:
-    """Mean pairwise distance between hidden units' weight rows over SGD steps, and the loss, per init."""
+    """Mean pairwise distance between hidden units' weight rows over SGD steps (colour: init, line style: layer), and the
+    loss, per init; one legend outside the panels names each init with its final rank per layer."""
     fig, ((left, right),) = new_figure(1, 2)
+    layers = {r["layer"]: r.get("name") or f"hidden{r['layer'] + 1}" for r in data["rows"]}
+    ranks: dict[str, list[str]] = {}
     for (init, layer), group in group_by(data["rows"], "init", "layer").items():
         group = sorted(group, key=lambda r: r["step"])
         steps, style = [r["step"] for r in group], series_style(init)
-        left.plot(steps, [r["distance"] for r in group], label=f"{init}, {group[0].get('name') or f'hidden{layer + 1}'} (final rank {group[-1]['rank']})",
-                  **style | {"linestyle": LINESTYLES[layer % 4]})
-        if layer == 0:
+        left.plot(steps, [r["distance"] for r in group], label=f"{init}, {layers[layer]}", **style | {"linestyle": LINESTYLES[layer % 4]})
+        ranks.setdefault(init, []).append(f"{group[-1]['rank']}")
+        if layer == min(layers):
             right.plot(steps, [r["loss"] for r in group], label=init, **style)
-    axes(left, "SGD step", "mean pairwise row distance / mean row norm", "Hidden units' incoming weights", fontsize=6)
-    axes(right, "SGD step", "training loss (cross-entropy)", "Training loss")
+    axes(left, "SGD step", "mean pairwise row distance / mean row norm", "Hidden units' incoming weights", legend=False)
+    axes(right, "SGD step", "training loss (cross-entropy)", "Training loss", legend=False)
+    keys = [key_handle(f"{init}: final rank {' / '.join(r)}", **series_style(init)) for init, r in ranks.items()]
+    keys += [key_handle(name, linestyle=LINESTYLES[layer % 4]) for layer, name in sorted(layers.items())]
+    side_legend(right, extra=keys, series=False)
     settings = data["settings"]
     return finish(fig, "Zero / constant init never breaks symmetry",
                   f"n = 1 SGD run per init (seed {settings['seed']}, lr {settings['lr']}, batches of {settings['batch_size']}); distance "
                   f"between hidden units' incoming weight rows relative to their mean norm (0: identical units) and the loss on the "
-                  f"training split. Hollow markers '(= ...)': a series on top of another.")
+                  f"training split; final rank of each layer's weight matrix ({' / '.join(layers[k] for k in sorted(layers))}) in the "
+                  f"legend. Hollow markers: a series drawn on top of another.")
 
 
 def _elbow_load(results: Path, params: dict) -> Data:
@@ -335,31 +434,55 @@ def _elbow_load(results: Path, params: dict) -> Data:
         "ks": tables.load_demo_json(results, "elbow", "summary.json")["ks_cauchy"]}
 
 
+def identical_series(series: dict[str, list[float]]) -> list[list[str]]:
+    """Names of series grouped by equal values (within float rounding), in first-seen order: one line per group."""
+    groups: list[list[str]] = []
+    for name, values in series.items():
+        match = next((g for g in groups if np.allclose(series[g[0]], values, rtol=1e-9, atol=1e-12, equal_nan=True)), None)
+        (match.append(name) if match else groups.append([name]))
+    return groups
+
+
 @figure("relu_elbow", _elbow_load)
 def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
-    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; dead-ReLU fraction by init and bias."""
-    fig, ((left, right),) = new_figure(1, 2)
+    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; dead-ReLU fraction per layer by init, one panel
+    per bias (error bars, inits side by side); inits with identical fractions are one black line, not several on top."""
+    biases = list(dict.fromkeys(r["bias"] for r in data["rows"]))
+    fig, grid = new_figure(1, 1 + len(biases), width=4.6)
+    left, panels = grid[0][0], grid[0][1:]
     c = np.asarray(data["elbows"], dtype=float)
     counts, edges = np.histogram(c, bins=np.linspace(-limit, limit, 81))
-    left.bar(edges[:-1], counts / (len(c) * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.5, color="0.5",
+    left.bar(edges[:-1], counts / (len(c) * np.diff(edges)), width=np.diff(edges), align="edge", color="0.6",
              label=f"-b/w, n = {len(c)} samples")
-    grid = np.linspace(-limit, limit, 400)
-    left.plot(grid, 1.0 / (np.pi * (1.0 + grid**2)), "k-", label="standard Cauchy pdf")
-    left.plot(grid, np.exp(-grid**2 / 2) / np.sqrt(2 * np.pi), "r:", label="standard normal pdf")
-    axes(left, "elbow c = -b/w", "density", f"ReLU elbow (KS distance to Cauchy {data['ks']:.4f})")
+    grid_x = np.linspace(-limit, limit, 400)
+    left.plot(grid_x, 1.0 / (np.pi * (1.0 + grid_x**2)), "k-", label="standard Cauchy pdf")
+    left.plot(grid_x, np.exp(-grid_x**2 / 2) / np.sqrt(2 * np.pi), "r:", label="standard normal pdf")
+    left.set_ylim(top=0.55)  # room above the peak for the legend
+    axes(left, "elbow c = -b/w", "density", f"ReLU elbow (KS distance to Cauchy {data['ks']:.4f})", loc="upper left")
     stats = over_seeds(data["rows"], ("init", "bias", "layer"), "dead_fraction")
-    for (init, bias), group in group_by(stats, "init", "bias").items():
-        group = sorted(group, key=lambda r: r["layer"])
-        band(right, [r["layer"] for r in group], [r["mean"] for r in group], [r["low"] for r in group], [r["high"] for r in group],
-             f"{init}, bias {bias}", **series_style(init) | {"linestyle": "-" if bias == "zeros" else "--"})
     names = layer_names(data["rows"])
-    right.set_xticks(list(names), list(names.values()), rotation=45, fontsize=7)
-    axes(right, "hidden layer (ReLU)", "fraction of dead units at init", "Dead ReLUs by init", fontsize=6)
+    for ax in panels[1:]:
+        ax.sharey(panels[0])  # one y range: the biases compare at a glance
+    for ax, bias in zip(panels, biases, strict=True):
+        by_init = {init: sorted(g, key=lambda r: r["layer"])
+                   for (init,), g in group_by([r for r in stats if r["bias"] == bias], "init").items()}
+        groups = identical_series({init: [r["mean"] for r in g] for init, g in by_init.items()})
+        for i, members in enumerate(groups):
+            group = by_init[members[0]]
+            style = series_style(members[0]) if len(members) == 1 else {"color": "k", "marker": "o", "linestyle": "-"}
+            label = members[0] if len(members) == 1 else f"identical: {', '.join(members)}"
+            x = np.array([r["layer"] for r in group]) + dodge(i, len(groups), 0.12)
+            ax.errorbar(x, [r["mean"] for r in group], yerr=yerr(group), capsize=2, markersize=4, label=label, **style)
+        ax.set_xticks(list(names), list(names.values()), rotation=45, fontsize=7)
+        ax.set_ylim(bottom=0)
+        axes(ax, "hidden layer (ReLU)", "fraction of dead units at init", f"Dead ReLUs, bias {bias}", legend=False)
+    side_legend(panels[-1], *panels[:-1])
     return finish(fig, "ReLU elbow is Cauchy; dead ReLUs by init",
                   f"Left: histogram of -b/w for w, b ~ N(0,1) (n = {len(c)} samples, range +-{limit:g} shown) with the standard Cauchy "
-                  f"density (and the normal for contrast). Right: fraction of ReLU units inactive on every one of "
-                  f"{data['settings']['num_samples']} training samples; lines: mean, bands: {INTERVAL}, "
-                  f"{n_text([r['n'] for r in stats], 'seeds')}; hollow markers '(= ...)': a series on top of another.")
+                  f"density (and the normal for contrast). Middle and right: fraction of ReLU units inactive on every one of "
+                  f"{data['settings']['num_samples']} training samples, one panel per bias init; points: mean, error bars: {INTERVAL}, "
+                  f"{n_text([r['n'] for r in stats], 'seeds')}, inits side by side; 'identical': inits whose fractions agree to float "
+                  f"rounding (zero bias: whether a unit is dead does not depend on the weights' scale), drawn once in black.")
 
 
 # ---------------------------------------------------------------- curvature and optimization
@@ -469,6 +592,9 @@ def plot_edge_of_stability(data: Data) -> Figure:
                   f"every {settings['every']} steps; lines: geometric mean, bands: {LOG_INTERVAL}, {n_text([r['n'] for r in stats], 'seeds')}.")
 
 
+DRAW_KEYS = ("draw", "seed", "trial")  # a column that numbers independent random draws of a demo, where it has several
+
+
 def _canyon_load(results: Path, params: dict) -> Data:
     return demo("canyon", "loss.csv")(results, params) | {"paths": tables.load_demo_json(results, "canyon", "paths.json")}
 
@@ -494,14 +620,24 @@ def plot_canyon(data: Data) -> Figure:
     left.plot(*minimizer, "k*", markersize=12, linestyle="", label="minimizer x*")
     left.set_aspect("equal")
     axes(left, "x_1", "x_2", "Paths on the loss contours (equal axes)")
+    draw = next((key for key in DRAW_KEYS if any(key in r for r in loss_rows)), None)
+    counts = []
     for name in paths["paths"]:
-        kept = [r for r in loss_rows if r.get(name) is not None]
-        right.plot([r["step"] for r in kept], [r[name] for r in kept], label=name, **series_style(name) | {"marker": ""})
+        kept = [r for r in loss_rows if isinstance(r.get(name), float) and r[name] > 0]
+        if draw:  # several random draws (starting points): geometric mean and log interval per step
+            stats = sorted(over_seeds(kept, ("step",), name, log=True), key=lambda r: r["step"])
+            counts += [r["n"] for r in stats]
+            band(right, [r["step"] for r in stats], *([r[c] for r in stats] for c in ("mean", "low", "high")), name,
+                 **series_style(name) | {"marker": ""})
+        else:
+            right.plot([r["step"] for r in kept], [r[name] for r in kept], label=name, **series_style(name) | {"marker": ""})
     right.set_yscale("log")
     axes(right, "step", "loss f(x) - f(x*)", "Convergence")
     settings = data["settings"]
+    runs = (f"lines: geometric mean over random draws ({draw}), bands: {LOG_INTERVAL}, {n_text(counts, 'draws')}; paths: as drawn"
+            if draw else "n = 1 deterministic run each, nothing to band")
     return finish(fig, "Momentum vs gradient descent on an ill-conditioned quadratic",
-                  f"Best-tuned GD and heavy-ball momentum (n = 1 deterministic run each, nothing to band: the fastest of a grid of "
+                  f"Best-tuned GD and heavy-ball momentum ({runs}; the fastest of a grid of "
                   f"{settings['num_lrs']} learning rates x momenta {settings['alphas']}) on a 2-D quadratic with condition number "
                   f"{settings['condition']}; grey: loss contours.")
 
@@ -515,7 +651,7 @@ def _budget_load(results: Path, params: dict) -> Data | None:
     if not fairness.exists() or not depth.exists():
         return None
     trained = [r for r in read_csv(depth) if r["lr"] == r["best_lr"]]
-    return {"rows": read_csv(fairness), "depth": over_seeds(trained, ("activation", "depth", "init", "epochs"), "train_loss")}
+    return {"rows": read_csv(fairness), "depth": over_seeds(trained, ("activation", "depth", "init", "epochs"), "train_loss", log=True)}
 
 
 @figure("budgets", _budget_load)
@@ -524,28 +660,31 @@ def plot_budgets(data: Data) -> Figure:
     train loss per init at the deepest trained depth (depth study, each init at its selected lr)."""
     rows, depth = data["rows"], data["depth"]
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    optimizers = list(dict.fromkeys(r["optim"] for r in rows))
+    lr_rows = [(panel_title(activation, optim), [r for r in subset if r["optim"] == optim]) for activation, subset in by_activation(rows)
+               for optim in dict.fromkeys(r["optim"] for r in subset)]
     activations = list(dict.fromkeys(r["activation"] for r in depth))
-    fig, grid = new_figure(len(optimizers) + 1, max(len(settings), len(activations)), height=3.0)
-    for row_axes, optim in zip(grid, optimizers, strict=False):
+    fig, grid = new_figure(len(lr_rows) + 1, max(len(settings), len(activations)), height=3.0)
+    for row_axes, (title, subset) in zip(grid, lr_rows, strict=False):
         for ax, setting in zip(row_axes, settings, strict=False):
-            bands(ax, [r for r in rows if r["optim"] == optim and r["setting"] == setting], "epochs", "test_acc_mean", "test_acc_low",
-                  "test_acc_high", "init")
+            bands(ax, [r for r in subset if r["setting"] == setting], "epochs", "test_acc_mean", "test_acc_low", "test_acc_high", "init")
             ax.set_xscale("log")
-            axes(ax, "budget (epochs)", "test accuracy", f"{optim}: {setting.replace('_', ' ')}", legend=False)
+            log_ticks(ax.xaxis)
+            axes(ax, "budget (epochs)", "test accuracy", f"{title}: {setting.replace('_', ' ')}", legend=False)
     deepest = max(r["depth"] for r in depth)
     for ax, activation in zip(grid[-1], activations, strict=False):
         bands(ax, [r for r in depth if r["activation"] == activation and r["depth"] == deepest], "epochs", "mean", "low", "high", "init")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        log_ticks(ax.xaxis)
         axes(ax, "budget (epochs)", "train loss (nats)", f"depth {deepest}, {activation}: selected lr", legend=False)
     for ax in grid[-1][len(activations):]:
         ax.set_visible(False)
     side_legend(grid[0][-1])
     return finish(fig, "Training claims against the budget",
-                  f"Top rows: test accuracy of the lr study per optimizer and lr setting; bottom row: the depth study's train loss at "
-                  f"{deepest} hidden layers, each init at the lr selected on validation loss at the longest budget (earlier budgets "
-                  f"of the same runs). Lines: mean, bands: {INTERVAL}, {n_text([r['n'] for r in rows + depth], 'seeds')}.")
+                  f"Top rows: test accuracy of the lr study per optimizer and lr setting (lines: mean, bands: {INTERVAL}); bottom row: "
+                  f"the depth study's train loss at {deepest} hidden layers, each init at the lr selected on validation loss at the "
+                  f"longest budget (earlier budgets of the same runs; lines: geometric mean, bands: {LOG_INTERVAL}); "
+                  f"{n_text([r['n'] for r in rows + depth], 'seeds')}.")
 
 
 def _spectra_load(results: Path, params: dict) -> Data | None:
@@ -557,20 +696,22 @@ def _spectra_load(results: Path, params: dict) -> Data | None:
 
 @figure("hessian_spectrum", _spectra_load)
 def plot_hessian_spectrum(data: Data, floor: float = 1e-7) -> Figure:
-    """The Hessian's eigenvalue density per init (one panel each), at init and after training, log density (PyHessian's view)."""
+    """The Hessian's eigenvalue density per init (one panel each, one shared eigenvalue range), at init and after training,
+    log density (PyHessian's view); each panel's summary numbers in a legend below it, off the data."""
     summary = {(r["init"], r["state"]): r for r in data["summary"]}
     inits = list(dict.fromkeys(r["init"] for r in data["rows"]))
-    fig, grid = new_figure(1, len(inits), sharey=True, height=4.0)
+    fig, grid = new_figure(1, len(inits), sharex=True, sharey=True, height=4.6)
     for ax, init in zip(grid[0], inits, strict=True):
         for i, ((state,), group) in enumerate(group_by([r for r in data["rows"] if r["init"] == init], "state").items()):
             s = summary[(init, state)]
-            label = (f"{state}: lambda_max {s['lambda_max']:.3g}, lambda_min {s['lambda_min']:.3g}, "
+            label = (f"{state}: lambda_max {s['lambda_max']:.3g}, lambda_min {s['lambda_min']:.3g}\n"
                      f"trace {s['trace']:.3g} +- {s['trace_se']:.2g}")
             ax.plot([r["eigenvalue"] for r in group], [max(r["density"], floor) for r in group], label=label,
                     **series_style(init) | {"linestyle": LINESTYLES[i], "marker": ""})
         ax.set_yscale("log")
         ax.set_ylim(bottom=floor)
-        axes(ax, "eigenvalue", "density (log)", f"{init} (lr {summary[(init, 'init')]['lr']:.3g})", fontsize=6)
+        axes(ax, "eigenvalue", "density (log)", f"{init} (lr {summary[(init, 'init')]['lr']:.3g})", loc="upper center",
+             bbox_to_anchor=(0.5, -0.2), ncol=1)
     settings = data["settings"]
     return finish(fig, "Hessian eigenvalue density at init and after training",
                   f"Stochastic Lanczos quadrature of the Hessian of the mean loss over {settings['samples']} training samples "
@@ -585,21 +726,42 @@ def _sharpness_load(results: Path, params: dict) -> Data | None:
     return {"rows": read_csv(path), "settings": params["spectra"]} if path.exists() else None
 
 
+TREND_WORDS = {1: "rises", -1: "falls", 0: "stays flat"}  # what a series' first-to-last change is called (figure_checks.trend)
+
+
 @figure("sharpening", _sharpness_load)
 def plot_sharpening(data: Data) -> Figure:
-    """lambda_max(H) along training per init against its stability edge 2/lr (progressive sharpening)."""
+    """lambda_max(H) along training per init against its stability edge 2/lr; the title states the trend the series show
+    (rises: progressive sharpening, falls, stays flat), computed from them and checked by figure_checks."""
     rows = data["rows"]
-    fig, ((ax,),) = new_figure(width=6.4, height=4.2)
-    for (init,), group in group_by(rows, "init").items():
-        group = sorted(group, key=lambda r: r["step"])
-        style = series_style(init)
-        ax.plot([r["step"] for r in group], [r["lambda_max"] for r in group], label=f"{init}: lambda_max (lr {group[0]['lr']:.3g})",
-                **style | {"markersize": 3})
-        ax.axhline(group[0]["two_over_lr"], color=style["color"], linestyle="--", linewidth=0.8, label=f"{init}: 2 / lr")
+    fig, ((ax,),) = new_figure(width=7.0, height=4.4)
+    series = {init: sorted(group, key=lambda r: r["step"]) for (init,), group in group_by(rows, "init").items()}
+    for init, group in series.items():
+        ax.plot([r["step"] for r in group], [r["lambda_max"] for r in group], label=f"{init} (lr {group[0]['lr']:.3g})",
+                **series_style(init) | {"markersize": 3})
+    for (edge,), owners in group_by([{"edge": g[0]["two_over_lr"], "init": i} for i, g in series.items()], "edge").items():
+        shared = len(owners) == len(series) > 1  # one edge for every init (same lr): one black line, not several on top
+        ax.axhline(edge, color="k" if shared else series_style(owners[0]["init"])["color"], linestyle="--", linewidth=0.9,
+                   label=f"2 / lr = {edge:.3g} ({'every init' if shared else owners[0]['init']})")
     ax.set_yscale("log")
-    axes(ax, "SGD step", "lambda_max(H)", fontsize=6)
+    log_ticks(ax.yaxis)
+    trends = {init: trend([r["lambda_max"] for r in group]) for init, group in series.items()}
+    ratios = [group[0]["lambda_max"] / group[-1]["lambda_max"] for group in series.values()]
+    common = set(trends.values())
+    if common == {-1}:
+        title = f"Sharpness falls along training: final lambda_max {min(ratios):.3g}-{max(ratios):.3g}x below its start (vs 2/lr)"
+    elif common == {1}:
+        title = "Progressive sharpening: lambda_max rises along training (vs 2/lr)"
+    else:
+        title = "lambda_max along training vs 2/lr: " + ", ".join(f"{i} {TREND_WORDS[t]}" for i, t in trends.items())
+    axes(ax, "SGD step", "lambda_max(H)", legend=False)
+    side_legend(ax)
+    for init, direction in trends.items():
+        for word in ({1: ("sharpening", "rises"), -1: ("falls",)}.get(direction, ())):
+            if word in title:
+                claim(fig, word, ax, f"{init} (lr {series[init][0]['lr']:.3g})")
     settings = data["settings"]
-    return finish(fig, "Progressive sharpening: lambda_max along training vs 2/lr",
+    return finish(fig, title,
                   f"lambda_max of the Hessian of the mean loss over {settings['samples']} training samples every {settings['every']} "
                   f"steps of minibatch {settings['optim']} at each init's best lr (seed {settings['seed']}, n = 1 run per init); dashed: "
                   f"the stability edge 2/lr of gradient descent on the quadratic model.")
@@ -622,6 +784,8 @@ def main(argv: list[str] | None = None) -> None:
         drawn = entry.plot(data)
         title, caption = describe(drawn)
         save_figure(drawn, out / "figures" / f"{name}.png")
+        for defect in check_figure(drawn):  # after saving: the PNG's bytes do not depend on the check
+            print(f"figures: warning: {name}: {defect}", file=sys.stderr, flush=True)
         write_csv(out / "plots" / f"{name}.csv", data["rows"])
         index.append({"name": name, "file": f"figures/{name}.png", "table": f"plots/{name}.csv", "title": title, "caption": caption})
         print(f"figures: {out / 'figures' / name}.png", flush=True)

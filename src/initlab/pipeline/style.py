@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 # Okabe-Ito colours (colour-blind safe) for the inits compared most; optimizers also own a linestyle,
 # so an init x optimizer curve reads as colour = init, line = optimizer.
@@ -33,8 +35,8 @@ SERIES_STYLE: dict[str, dict[str, Any]] = {
     "zeros": {"color": "#7F7F7F", "marker": "x"},
     "constant": {"color": "#17BECF", "marker": "+"},
     "sparse": {"color": "#9467BD", "marker": ">"},
-    "normal": {"color": "#F0E442", "marker": "h"},
-    "uniform_fanin": {"color": "#AEC7E8", "marker": "d"},
+    "normal": {"color": "#A89500", "marker": "h"},  # Okabe-Ito yellow darkened: visible on white (figure_checks)
+    "uniform_fanin": {"color": "#5B84C4", "marker": "d"},
     "sgd": {"color": "#0072B2", "marker": "o", "linestyle": "-"},
     "adam": {"color": "#D55E00", "marker": "s", "linestyle": "--"},
     "momentum": {"color": "#009E73", "marker": "^", "linestyle": "-."},
@@ -47,8 +49,10 @@ SERIES_STYLE: dict[str, dict[str, Any]] = {
 ALIASES = {"gd": "sgd"}  # full-batch gradient descent is plain SGD (book alg. 8.1) on the whole batch
 # Series that are neither an init nor an optimizer (learning-rate factors, states, cases) take these in order.
 ORDINAL = [{"color": c, "marker": m} for c, m in zip(
-    ("#332288", "#882255", "#DDCC77", "#117733", "#AA4499", "#661100"), "osD^vP", strict=True)]
+    ("#332288", "#882255", "#999933", "#117733", "#AA4499", "#661100"), "osD^vP", strict=True)]
 BAND_ALPHA = 0.18
+COINCIDES = " (= "  # how a legend label names the series it is drawn on top of
+LEGEND_PT = 7  # the smallest text figure_checks allows
 CAPTION_WIDTH = 120  # characters per caption line at the default figure width
 
 
@@ -89,9 +93,13 @@ def dodge(index: int, count: int, width: float) -> float:
 
 
 def n_text(counts: Sequence[int], unit: str) -> str:
-    """'n = 3 seeds' for a caption (or 'n = 2-3 seeds' when groups differ)."""
-    low, high = min(counts, default=0), max(counts, default=0)
-    return f"n = {low} {unit}" if low == high else f"n = {low}-{high} {unit}"
+    """'n = 3 seeds' for a caption ('n = 2-3 seeds' when groups differ); groups with n = 0 (every run diverged: nothing to
+    average) are counted apart, not reported as 'n = 0-5'."""
+    drawn = [c for c in counts if c]
+    low, high = min(drawn, default=0), max(drawn, default=0)
+    text = f"n = {low} {unit}" if low == high else f"n = {low}-{high} {unit}"
+    empty = len(counts) - len(drawn)
+    return text + (f" ({empty} point{'s' * (empty > 1)} with no finite run: every seed diverged)" if empty else "")
 
 
 def _data_line(handle: Any) -> Any:
@@ -126,7 +134,7 @@ def mark_coinciding(ax: Any, tolerance: float = 0.01) -> list[tuple[str, str]]:
             line.set_markerfacecolor("none")
             size = line.get_markersize()
             line.set_markersize(min(2 * max(size, 4), size + 6))
-            handle.set_label(f"{label} (= {under})")
+            handle.set_label(f"{label}{COINCIDES}{under})")
             pairs.append((label, under))
     return pairs
 
@@ -141,12 +149,37 @@ def axes(ax: Any, xlabel: str, ylabel: str, title: str | None = None, legend: bo
     if ax.get_legend_handles_labels()[0]:
         mark_coinciding(ax)
         if legend:
-            ax.legend(**({"fontsize": 7} | legend_kw))
+            ax.legend(**({"fontsize": LEGEND_PT} | legend_kw))
 
 
-def side_legend(ax: Any) -> None:
-    """One legend right of ``ax`` (the top-right panel) for the series every panel shares."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+def side_legend(ax: Any, *sources: Any, extra: Sequence[tuple[Any, str]] = (), series: bool = True) -> None:
+    """One legend right of ``ax`` (outside the data) for the series of ``ax`` (unless not ``series``) and of ``sources``
+    (other axes: each label once), then ``extra`` (handle, label) pairs such as line-style keys."""
+    entries: dict[str, Any] = {}
+    shared = bool(sources) or sum(other.has_data() for other in ax.figure.axes) > 1
+    for source in ((ax,) if series else ()) + sources:
+        for handle, label in zip(*source.get_legend_handles_labels(), strict=True):
+            base = label.split(COINCIDES)[0] if shared else label  # '(= other)' holds in one panel, not in the legend of all
+            if base not in entries or (COINCIDES in entries[base].get_label() and COINCIDES not in label):
+                entries[base] = handle
+    entries |= {label: handle for handle, label in extra}
+    ax.legend(list(entries.values()), list(entries), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=LEGEND_PT)
+
+
+def key_handle(label: str, **style: Any) -> tuple[Line2D, str]:
+    """A legend-only entry (a black line style, a marker) that no single plotted series owns."""
+    return Line2D([], [], **{"color": "k"} | style), label
+
+
+def log_ticks(axis: Any) -> None:
+    """Plain-number ticks on a log axis ('0.03', not '3x10^-2'): 1-2-5 steps within ~one decade, one per decade beyond,
+    no minor labels (their scientific labels overlap on short ranges)."""
+    low, high = sorted(axis.get_view_interval())
+    decades = np.log10(high / low) if low > 0 else np.inf
+    subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 3 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def finish(fig: Figure, title: str, caption: str) -> Figure:
