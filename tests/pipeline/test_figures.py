@@ -287,7 +287,7 @@ def test_lr_study_with_an_activation_column_gets_a_row_per_activation():
 
 
 def test_depth_shows_every_trained_depth_and_hides_a_panel_without_rows():
-    rows = [r | {"best_lr_at_grid_edge": r["depth"] == 8} for r in SYNTHETIC["depth"][0]["rows"]
+    rows = [r | {"grid_edge": "high" if r["depth"] == 8 else "none"} for r in SYNTHETIC["depth"][0]["rows"]
             if not (r["quantity"] == "train_loss" and r["activation"] == "relu")]
     fig = figures.FIGURES["depth"].plot({"rows": rows})
     assert any(line.get_label() == "best lr on the grid's edge" for ax in fig.axes for line in ax.get_lines())

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from initlab.init import spectral_std
-from initlab.pipeline.tables import Row, group_by, loss_or_inf, setting_runs
+from initlab.pipeline.tables import Row, edge_words, group_by, loss_or_inf, on_grid_edge, setting_runs
 from initlab.stats import (Interval, dkw_interval, dkw_p_values, finite, holm, interval, mean_std, min_detectable_difference,
                            region_p_values)
 
@@ -473,7 +473,7 @@ def training_rows(data: dict[str, Any], spec: dict[str, Any]) -> tuple[list[Row]
     rows = data["lr_runs"] if budget is None else [r for r in data.get("lr_budgets", []) if r.get("epochs") == budget]
     rows = _of_activation(rows, spec.get("activation"), data.get("lr_activation"))
     if spec.get("drop_grid_edge"):
-        rows = [r for r in rows if not _truthy(r.get("grid_edge"))]
+        rows = [r for r in rows if not on_grid_edge(r)]
     present = budgets(rows)
     return ([r for r in rows if r.get("epochs") == present[-1]], present[-1]) if present else (list(rows), None)
 
@@ -560,7 +560,7 @@ def curvature_predicts_lr(data: dict, spec: dict) -> Claim:
         values.append(math.log10(other["lr"] * other["lambda_max"] / (own["lr"] * own["lambda_max"])))
         raw.append(math.log10(other["lr"] / own["lr"]))
         resolutions.append(_half_gap(other["lr"], grids[(spec["init"], seed)]) + _half_gap(own["lr"], grids[("spectral", seed)]))
-        edges += any(_truthy(r.get("grid_edge")) or r["lr"] in (grids[(init, seed)][0], grids[(init, seed)][-1])
+        edges += any(on_grid_edge(r) or r["lr"] in (grids[(init, seed)][0], grids[(init, seed)][-1])
                      for init, r in ((spec["init"], other), ("spectral", own)))
     step = statistics.fmean(resolutions) if resolutions else math.nan
     return empirical(f"curvature_predicts_lr_{spec['optim']}_{spec['init']}", spec, values,
@@ -571,7 +571,7 @@ def curvature_predicts_lr(data: dict, spec: dict) -> Claim:
 
 def _depth_grid_edge(data: dict, activation: str, depth: Any, init: str, selected: float) -> str | None:
     """Where ``init``'s selected lr factor sits on the depth study's grid: 'lowest' / 'highest' factor tried, else None
-    (the study's ``grid_edge`` column where it writes one decides alone)."""
+    (for tables without the study's ``grid_edge`` column, which decides alone where it is written)."""
     tried = [r for r in data.get("depth_budgets", []) if r["activation"] == activation and r["depth"] == depth and r["init"] == init]
     factors = sorted({r["c"] for r in tried})
     if len(factors) < 2 or selected not in (factors[0], factors[-1]):
@@ -593,12 +593,13 @@ def depth_trainable(data: dict, spec: dict) -> Claim:
     notes = []
     for init in ("spectral", comparator):
         chosen = _only(deepest, init=init)
-        flagged = any(_truthy(r.get("grid_edge")) for r in chosen)
-        edge = _depth_grid_edge(data, spec["activation"], depth, init, chosen[0]["c"]) if chosen and "c" in chosen[0] else None
-        if flagged or edge:
+        flagged = next((r for r in chosen if on_grid_edge(r)), None)
+        edge = (edge_words(flagged) if flagged else None) if any("grid_edge" in r for r in chosen) else (
+            _depth_grid_edge(data, spec["activation"], depth, init, chosen[0]["c"]) if chosen and "c" in chosen[0] else None)
+        if edge:
             tried = [r["train_loss"] for r in data.get("depth_budgets", [])
                      if (r["activation"], r["depth"], r["init"]) == (spec["activation"], depth, init)]
-            notes.append(f"{init}'s lr sits on the grid edge ({edge or 'flagged'} factor tried): at every lr tried its train loss "
+            notes.append(f"{init}'s lr sits on the grid edge ({edge}): at every lr tried its train loss "
                          f"stays >= {fmt(min(finite(tried), default=None))} nats")
     epochs = max((r.get("epochs") for r in deepest if r.get("epochs") is not None), default=None)
     steps = max((r.get("steps") for r in deepest if r.get("steps") is not None), default=None)
@@ -751,7 +752,7 @@ def alternatives(spec: dict[str, Any], claim: Claim, protocol: dict[str, Any], d
         out += [(f"budget {fmt(b)} epochs", SUBSTANTIVE, spec | {"budget": b}) for b in budgets(table)[:-1]]
     if spec["check"] in robust["grid_checks"]:
         out.append(("every 2nd grid value", SUBSTANTIVE, spec | {"grid_every": 2}))
-    if spec["check"] in robust["grid_edge_checks"] and any(_truthy(r.get("grid_edge")) for r in data.get("lr_runs", [])):
+    if spec["check"] in robust["grid_edge_checks"] and any(on_grid_edge(r) for r in data.get("lr_runs", [])):
         out.append(("grid-edge selections left out", SUBSTANTIVE, spec | {"drop_grid_edge": True}))
     method = spec.get("interval", "t")
     if method in robust["interval"]:

@@ -139,9 +139,6 @@ def _depth_load(results: Path, params: dict) -> Data | None:
     return loaded | {"rows": rows, "log_quantities": logged}
 
 
-def at_grid_edge(row: Row) -> bool:
-    """Whether the study flagged this point (a column naming an 'edge': its best lr on the edge of the lr grid)."""
-    return any("edge" in key and value in (True, "True", 1) for key, value in row.items())
 
 
 @figure("depth", _depth_load)
@@ -162,7 +159,7 @@ def plot_depth(data: Data) -> Figure:
                 ax.set_visible(False)
                 continue
             bands(ax, panel, "depth", "mean", "low", "high", "init")
-            flagged = [r for r in panel if at_grid_edge(r)]
+            flagged = [r for r in panel if tables.on_grid_edge(r)]
             if flagged:
                 ax.plot([r["depth"] for r in flagged], [r["mean"] for r in flagged], linestyle="", marker="o", markersize=11,
                         markerfacecolor="none", markeredgecolor="r", label="best lr on the grid's edge")
@@ -179,7 +176,7 @@ def plot_depth(data: Data) -> Figure:
                                           for i, label in enumerate(guides)], series=False)
     inits = list(dict.fromkeys(r["init"] for r in rows))
     keys = [key_handle(i, **series_style(i)) for i in inits]
-    if any(at_grid_edge(r) for r in rows):
+    if any(tables.on_grid_edge(r) for r in rows):
         keys.append(key_handle("best lr on the grid's edge", linestyle="", marker="o", markersize=9, markerfacecolor="none",
                                markeredgecolor="r"))
     side_legend(next(ax for ax in grid[0][::-1] if ax.get_visible()), extra=keys, series=False)
@@ -189,7 +186,7 @@ def plot_depth(data: Data) -> Figure:
     return finish(fig, "Depth study: trainability, sharpness and signal propagation vs depth",
                   f"{lines[0].upper() + lines[1:]}, {n_text([r['n'] for r in rows], 'seeds')} per point; train loss: each init at its "
                   f"best lr of the grid, the rest at init; black: the reference values the claims compare with"
-                  + ("; red rings: best lr on the edge of the lr grid." if any(at_grid_edge(r) for r in rows) else "."))
+                  + ("; red rings: best lr on the edge of the lr grid." if any(tables.on_grid_edge(r) for r in rows) else "."))
 
 
 def by_activation(rows: Sequence[Row]) -> list[tuple[str | None, list[Row]]]:
