@@ -10,8 +10,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from initlab.training.records import last_csv_row, metrics_record, write_json
-from initlab.training.signals import Interrupted, interruptible, received, signal_of
+from initlab.files import atomic_write
+from initlab.training.records import interrupted_record, last_csv_row, metrics_record, read_json, write_json
+from initlab.training.signals import Interrupted, interruptible, received, settle, signal_of
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,7 @@ def _with_wandb_identity(cfg: DictConfig, runtime: dict[str, Any], output_dir: P
         return cfg
     id_file = output_dir / "wandb_id.txt"
     if not id_file.exists():
-        id_file.parent.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(secrets.token_hex(4))
+        atomic_write(id_file, secrets.token_hex(4))
     with open_dict(node):
         node.id = id_file.read_text().strip()
         if node.get("group") is None and runtime["sweep_dir"]:
@@ -147,6 +147,8 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()
     facts = {"seed": cfg.get("seed"), "overrides": runtime["overrides"], "output_dir": str(output_dir)}
+    if runtime["sweep_dir"]:
+        facts["sweep"] = sweep_id(runtime["sweep_dir"])
     (output_dir / "metrics.json").unlink(missing_ok=True)  # never stale: an earlier attempt's record goes before this one runs
     try:
         with interruptible():
@@ -157,12 +159,14 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
         signum = signal_of(err)
         if signum is None and not isinstance(err, Exception):
             raise
+        if signum is not None:
+            settle()  # a second signal must not cut the record's write
         _remove_partial(output_dir)
-        status, error = ("interrupted", f"{err!r}; resume with ckpt_path=last hydra.run.dir={output_dir}") if signum \
-            else ("failed", f"{type(err).__name__}: {err}")
-        _write_last_record(output_dir, metrics_record(status, {}, error=error) | facts | _wall(start))
+        record = interrupted_record(output_dir, repr(err)) if signum else metrics_record("failed", {}, error=f"{type(err).__name__}: {err}")
+        _write_last_record(output_dir, record | facts | _wall(start))
         if signum is not None:
             raise SystemExit(128 + signum) from err
+        error = record["error"]
         if runtime["multirun"]:
             log.error("job failed (sweep continues): %s", error)
             return None
@@ -171,7 +175,18 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
         return None
     record |= facts | _wall(start)
     write_json(output_dir / "metrics.json", record)
+    if not runtime["multirun"]:
+        settle()  # the record is final: a signal from here on would only make the exit code contradict it
     return record
+
+
+def sweep_id(sweep_dir: str | Path) -> str | None:
+    """The id of the sweep running in ``sweep_dir`` (``sweep.json``, written as it starts), None if it has none."""
+    try:
+        content = read_json(Path(sweep_dir) / "sweep.json")
+    except (OSError, ValueError):
+        return None
+    return content.get("id") if isinstance(content, dict) and isinstance(content.get("id"), str) else None
 
 
 def _remove_partial(output_dir: Path) -> None:
