@@ -73,17 +73,15 @@ def is_link(name: str | Path, dir_fd: int | None = None) -> bool:
         return False
 
 
-def links_below(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
-    """Which of ``names`` (paths relative to ``folder``, a component at a time) are symbolic links."""
-    folder = Path(folder)
+def links_below(folder: str | Path, subfolders: tuple[str, ...]) -> list[Path]:
+    """The symbolic links among ``subfolders`` of ``folder`` and their entries (none followed)."""
     found = []
-    for name in names:
-        path = folder
-        for part in Path(name).parts:
-            path = path / part
-            if is_link(path):
-                found.append(path)
-                break
+    for name in subfolders:
+        path = Path(folder) / name
+        if is_link(path):
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(entry for entry in path.iterdir() if entry.is_symlink())
     return found
 
 

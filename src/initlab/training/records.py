@@ -19,12 +19,8 @@ FINISHED = ("done", "diverged", "failed")  # a record of a run that ended; ``int
 RECORD_MAX_BYTES = 1 << 20
 RECORD_MAX_DEPTH = 32
 MAX_INT_DIGITS = 30  # longer integers are read as inf (never an overflow later, never int's 4300-digit error)
-# What a run (or sweep) writes in its dir: none of them may be a symbolic link when a run starts there.
-RUN_OUTPUTS = ("metrics.json", "history.csv", "curvature.csv", "init.json", "config_tree.log", "analysis.json", "esd.json",
-               "lr_find.json", "wandb_id.txt", ".hydra", ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml",
-               "checkpoints", "checkpoints/last.ckpt", "checkpoints/last.ckpt.sha256", "checkpoints/interrupted.ckpt",
-               "checkpoints/interrupted.ckpt.sha256", "aggregate.md", "aggregate.csv", "multirun.yaml", "sweep.json",
-               "optimization_results.yaml")
+# Where a run (or sweep) writes: no entry of these folders (relative to its dir) may be a symbolic link when it starts.
+WRITTEN_FOLDERS = (".", ".hydra", "checkpoints")
 SWEEP_MARKS = ("sweep.json", "multirun.yaml", "aggregate.md")  # a sweep ran in a folder holding one of these
 
 
@@ -178,7 +174,7 @@ def check_run_dir(folder: str | Path, sweep: bool, resume: bool, overwrite: bool
     Reads only small regular files: a planted FIFO or device cannot make it hang.
     """
     folder = Path(folder)
-    if links := links_below(folder, RUN_OUTPUTS):
+    if links := links_below(folder, WRITTEN_FOLDERS):
         raise RunDirTaken(f"{links[0]} is a symbolic link; a run writes only regular files inside its own dir")
     if resume or overwrite or not folder.is_dir():
         return
