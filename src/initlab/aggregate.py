@@ -16,7 +16,7 @@ from typing import Any
 
 from initlab.files import atomic_write
 from initlab.stats import mean_std
-from initlab.training.records import STATUSES, read_json
+from initlab.training.records import STATUSES, read_json, sweep_id
 
 IGNORED_OVERRIDE_PREFIXES = ("seed=", "paths.", "hydra.", "logger", "callbacks", "overwrite=", "ckpt_path=")
 METRIC_COLUMNS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
@@ -30,7 +30,6 @@ MAX_OVERRIDES = 256
 MAX_OVERRIDE_CHARS = 1_000
 NONFINITE = ("nan", "inf", "-inf")  # how a run writes a non-finite metric (records.json_safe)
 MAX_METRIC = 1e300  # beyond float32 and float64 losses alike; means and stds of such numbers cannot overflow
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~-])")
 
 
 def direction(metric: str) -> str:
@@ -93,7 +92,7 @@ def _row_fields(record: Any) -> dict[str, Any]:
            "seed": seed, "status": record["status"], "sweep": sweep if isinstance(sweep, str) else None}
     for column in METRIC_COLUMNS:
         stage, name = column.split("/")
-        metrics = record.get(stage, {})
+        metrics = {} if record.get(stage) is None else record[stage]
         if not isinstance(metrics, dict):
             raise TypeError(f"{stage} must be an object")
         row[column] = metric_value(metrics.get(name), column)
@@ -110,20 +109,14 @@ def metric_value(value: Any, column: str) -> float | None:
     raise ValueError(f"{column} must be a number of magnitude <= {MAX_METRIC:g}, got {str(value)[:40]!r}")
 
 
-def sweep_of(root: Path) -> str | None:
-    """The id in ``root/sweep.json``: the sweep that ran there last (its jobs carry it in metrics.json)."""
-    try:
-        content = read_json(root / "sweep.json")
-    except (OSError, ValueError):
-        return None
-    return content.get("id") if isinstance(content, dict) and isinstance(content.get("id"), str) else None
-
-
-def escape(text: str) -> str:
-    """``text`` as one literal markdown table cell: control characters shown as escapes, markdown's specials
-    backslashed, so an override can neither break the row nor add one."""
-    visible = "".join(repr(c)[1:-1] if not c.isprintable() else c for c in text)
-    return MARKDOWN_SPECIAL.sub(r"\\\1", visible)
+def code(text: str) -> str:
+    """``text`` as one literal markdown code span that stays inside its table cell and line: control characters shown
+    as escapes (a newline cannot start a row), ``|`` escaped (it cannot start a cell), fenced by more backticks than
+    it holds in a row (a backtick cannot end the span)."""
+    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", visible)), default=0) + 1)
+    pad = " " if visible[:1] in ("`", " ") or visible[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{visible}{pad}{fence}"
 
 
 def summarize(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
@@ -157,18 +150,19 @@ def render_markdown(rows: list[dict[str, Any]], summary: list[dict[str, Any]], m
     if others:
         lines += [f"{others} records of other sweeps in this folder are left out (sweep.json names this sweep).", ""]
     if statuses["unreadable"]:
-        lines += ["Unreadable records (not counted): " + "; ".join(f"{escape(r['run'])}: {escape(r['reason'])}"
-                                                                  for r in rows if r["status"] == "unreadable")[:2000], ""]
+        unreadable = [f"{code(r['run'][:200])}: {code(r['reason'])}" for r in rows if r["status"] == "unreadable"]
+        more = f"; and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
+        lines += ["Unreadable records (not counted): " + "; ".join(unreadable[:10]) + more, ""]
     if summary and summary[0][metric] is not None:
         extreme = "highest" if direction(metric) == "maximize" else "lowest"
         named = f" (the sweep's objective: Optuna {direction(metric)}s the same)" if metric == OBJECTIVE else ""
-        lines += [f"Best configuration by {extreme} mean {metric}{named}: {escape(summary[0]['config'])}, "
+        lines += [f"Best configuration by {extreme} mean {metric}{named}: {code(summary[0]['config'])}, "
                   f"{metric} = {show(summary[0][metric])}", ""]
     lines += ["Cells: mean +- sample standard deviation over the done runs of a configuration (its seeds).", ""]
     lines += ["| configuration | done/runs | " + " | ".join(METRIC_COLUMNS) + " |", "|---|---|" + "---|" * len(METRIC_COLUMNS)]
     for entry in summary:
         cells = [show(entry[c]) for c in METRIC_COLUMNS]
-        lines.append(f"| {escape(entry['config'])} | {entry['done']}/{entry['runs']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {code(entry['config'])} | {entry['done']}/{entry['runs']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +173,7 @@ def aggregate(root: str | Path, metric: str = OBJECTIVE) -> dict[str, Any]:
         raise FileNotFoundError(f"not a sweep directory (a folder, not a link): {root}")
     if metric not in METRIC_COLUMNS:
         raise ValueError(f"metric must be one of {METRIC_COLUMNS}, got {metric!r}")
-    rows, others = collect_runs(root, sweep_of(root))
+    rows, others = collect_runs(root, sweep_id(root))
     if not rows:
         raise FileNotFoundError(f"no metrics.json below {root}" + (" from its sweep" if others else ""))
     table = io.StringIO()

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -60,15 +61,15 @@ def test_a_kill_while_committing_leaves_a_checkpoint_that_verifies(tmp_path, mon
     old = hashlib.sha256(path.read_bytes()).hexdigest()
     _save(path, 2)
     new = hashlib.sha256(part_path(path).read_bytes()).hexdigest()
-    replace, calls = Path.replace, []
+    replace, calls = os.replace, []
 
-    def dying_replace(self: Path, target: Path) -> Path:
-        calls.append(self)
+    def dying_replace(source, target, **dir_fds):
+        calls.append(source)
         if len(calls) == killed_at:
             raise KeyboardInterrupt("killed")
-        return replace(self, target)
+        return replace(source, target, **dir_fds)
 
-    monkeypatch.setattr(Path, "replace", dying_replace)
+    monkeypatch.setattr(os, "replace", dying_replace)
     with pytest.raises(KeyboardInterrupt):
         commit_checkpoint(path)
     monkeypatch.undo()

@@ -24,7 +24,7 @@ from initlab.config import CONFIG_DIR, ConfigError, check_overrides, hydra_error
 from initlab.schema import problem
 from initlab.files import LinkRefused, atomic_write
 from initlab.training.records import (RunDirBusy, RunDirTaken, check_run_dir, holds, interrupted_record, lock_run_dir,
-                                      metrics_record, release_run_dir, write_json)
+                                      metrics_record, release_run_dir, sweep_id, write_json)
 from initlab.training.signals import Interrupted, interruptible
 from initlab.training.noise import quiet_third_party
 
@@ -71,7 +71,8 @@ def _reject(err: ConfigError) -> None:
     if hydra_cfg.mode != RunMode.MULTIRUN:
         exit_config_error(err)
     log.error("job rejected (sweep continues): %s", err)
-    write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", metrics_record("failed", {}, error=f"ConfigError: {err}"))
+    record = metrics_record("failed", {}, error=f"ConfigError: {err}", sweep=sweep_id(hydra_cfg.sweep.dir))
+    write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", record)
 
 
 def disk_error(err: OSError) -> ConfigError | None:

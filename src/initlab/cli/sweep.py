@@ -30,10 +30,9 @@ def sweep_statuses(sweep_dir: str | Path, sweep: str | None) -> Counter:
 def start_sweep(sweep_dir: Path, resume: bool) -> str:
     """Write ``sweep.json`` with a fresh id (a resumed sweep keeps its own): each job records it, and the aggregate
     ranks only the jobs that carry it."""
-    from initlab.aggregate import sweep_of
-    from initlab.training.records import write_json
+    from initlab.training.records import sweep_id, write_json
 
-    if resume and (kept := sweep_of(sweep_dir)):
+    if resume and (kept := sweep_id(sweep_dir)):
         return kept
     sweep = secrets.token_hex(8)
     write_json(sweep_dir / "sweep.json", {"id": sweep})
@@ -62,12 +61,12 @@ class SweepSummary(Callback):
         start_sweep(Path(config.hydra.sweep.dir), resume=config.get("ckpt_path") == "last")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from initlab.aggregate import sweep_of
+        from initlab.training.records import sweep_id
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        counts = sweep_statuses(sweep_dir, sweep_of(sweep_dir))
+        counts = sweep_statuses(sweep_dir, sweep_id(sweep_dir))
         from initlab.aggregate import aggregate
 
         try:

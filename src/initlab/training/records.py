@@ -72,6 +72,15 @@ def read_json(path: str | Path, max_bytes: int = RECORD_MAX_BYTES, max_depth: in
     return value
 
 
+def sweep_id(sweep_dir: str | Path) -> str | None:
+    """The id in ``<sweep_dir>/sweep.json`` (written as a sweep starts; each job records it), None if there is none."""
+    try:
+        content = read_json(Path(sweep_dir) / "sweep.json")
+    except (OSError, ValueError):
+        return None
+    return content.get("id") if isinstance(content, dict) and isinstance(content.get("id"), str) else None
+
+
 def read_status(path: str | Path) -> str | None:
     """The ``status`` of a metrics.json, None if there is none; ``unreadable`` for a file that is not a record."""
     if not os.path.lexists(path):

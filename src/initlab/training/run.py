@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from initlab.files import atomic_write
-from initlab.training.records import interrupted_record, last_csv_row, metrics_record, read_json, write_json
+from initlab.training.records import interrupted_record, last_csv_row, metrics_record, sweep_id, write_json
 from initlab.training.signals import Interrupted, interruptible, received, settle, signal_of
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,12 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
             record = body(cfg, output_dir, runtime)
             if received() is not None:  # a signal raised where something swallowed it: the run did not do what was asked
                 raise Interrupted(received())
+            if not record.pop("rank_zero", True):
+                return None
+            record |= facts | _wall(start)
+            write_json(output_dir / "metrics.json", record)  # a signal before it is sealed makes the run interrupted
+            if not runtime["multirun"]:
+                settle()  # the record is final: a signal from here on would only make the exit code contradict it
     except BaseException as err:
         signum = signal_of(err)
         if signum is None and not isinstance(err, Exception):
@@ -171,22 +177,7 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
             log.error("job failed (sweep continues): %s", error)
             return None
         raise
-    if not record.pop("rank_zero", True):
-        return None
-    record |= facts | _wall(start)
-    write_json(output_dir / "metrics.json", record)
-    if not runtime["multirun"]:
-        settle()  # the record is final: a signal from here on would only make the exit code contradict it
     return record
-
-
-def sweep_id(sweep_dir: str | Path) -> str | None:
-    """The id of the sweep running in ``sweep_dir`` (``sweep.json``, written as it starts), None if it has none."""
-    try:
-        content = read_json(Path(sweep_dir) / "sweep.json")
-    except (OSError, ValueError):
-        return None
-    return content.get("id") if isinstance(content, dict) and isinstance(content.get("id"), str) else None
 
 
 def _remove_partial(output_dir: Path) -> None:
