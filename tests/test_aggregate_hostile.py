@@ -176,8 +176,8 @@ def _mutate(rng: random.Random) -> tuple[bytes, bool]:
         valid = record["status"] in ("done", "diverged", "failed", "interrupted") and isinstance(record["overrides"], list) \
             and isinstance(record["val"], dict) and (isinstance(record["seed"], int) and not isinstance(record["seed"], bool))
     elif choice == 4:
-        record["val"]["loss"] = rng.choice([10 ** rng.randrange(301, 5000), float("1e" + str(rng.randrange(301, 400)))])
-        valid = False
+        huge = rng.choice(["9" * rng.randrange(302, 6000), "1e" + str(rng.randrange(301, 400)), "-1e999"])
+        return json.dumps(record).replace('"loss": 0.4', f'"loss": {huge}').encode(), False
     elif choice == 5:
         return b"[" * rng.randrange(33, 200_000), False
     elif choice == 6:
