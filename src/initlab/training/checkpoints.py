@@ -13,6 +13,7 @@ from initlab.files import atomic_write
 from initlab.schema import problem
 
 log = logging.getLogger(__name__)
+_restarts: set[str] = set()  # run dirs already told that ckpt_path=last starts them over
 # What a run dir holds once a run has started in it (signs that ``ckpt_path=last`` found a run that saved no epoch yet):
 # its record (any status: one stopped while starting says so), its history, a checkpoint that was never sealed.
 STARTED = ("metrics.json", "history.csv", "checkpoints/last.ckpt.part", "checkpoints/interrupted.ckpt")
@@ -101,8 +102,10 @@ def resume_path(ckpt_path: str | None, output_dir: Path) -> Path | None:
     path = output_dir / "checkpoints" / "last.ckpt"
     if not os.path.lexists(path) and not os.path.lexists(digest_path(path)) and \
             any(os.path.lexists(output_dir / p) for p in STARTED):
-        log.warning("ckpt_path=last: %s holds no saved checkpoint (the run stopped before its first); starting it over",
-                    output_dir)
+        if str(output_dir) not in _restarts:  # validation and the run both ask: said once
+            _restarts.add(str(output_dir))
+            log.warning("ckpt_path=last: %s holds no saved checkpoint (the run stopped before its first); starting it over",
+                        output_dir)
         return None
     return verified_checkpoint(path)
 

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from initlab.files import atomic_write
-from initlab.training.records import interrupted_record, last_csv_row, metrics_record, sweep_id, write_json
+from initlab.training.records import interrupted_record, last_csv_row, metrics_record, read_status, sweep_id, write_json
 from initlab.training.signals import Interrupted, interruptible, received, settle, signal_of
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,8 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
     facts = {"seed": cfg.get("seed"), "overrides": runtime["overrides"], "output_dir": str(output_dir)}
     if runtime["sweep_dir"]:
         facts["sweep"] = sweep_id(runtime["sweep_dir"])
-    (output_dir / "metrics.json").unlink(missing_ok=True)  # never stale: an earlier attempt's record goes before this one runs
+    if read_status(output_dir / "metrics.json") != "interrupted":  # an interrupted record stays true (and resumable) until
+        (output_dir / "metrics.json").unlink(missing_ok=True)     # this attempt's replaces it; any other is an earlier attempt's
     try:
         with interruptible():
             record = body(cfg, output_dir, runtime)
