@@ -202,7 +202,7 @@ def test_the_documented_resume_works_after_a_signal_at_start_up(tmp_path, signum
     assert not (run_dir / ".initlab.lock").exists()
 
 
-SIGNAL_DELAYS_S = (0.3, 1.0, 2.4, 4.0, 7.0, 12.0)
+SIGNAL_DELAYS_S = (0.3, 1.0, 1.6, 2.4, 4.0, 7.0, 12.0, 20.0)
 
 
 @pytest.mark.slow
@@ -229,9 +229,11 @@ def test_fuzz_signal_timings_every_record_agrees_with_its_exit_code_and_resumes(
         counts["tracebacks"] += "Traceback" in stdout + stderr
         record = run_dir / "metrics.json"
         status = json.loads(record.read_text())["status"] if record.exists() else None
+        # before Python's handlers exist (imports) the signal's default action ends it: nothing started, no dir
         agrees = (process.returncode, status) in ((0, "done"), (128 + signum, "interrupted")) or \
-            (process.returncode == 128 + signum and status is None and not run_dir.exists())
+            (process.returncode in (128 + signum, -signum) and status is None and not run_dir.exists())
         counts["disagreements"] += not agrees
+        print(f"signal {signum} at {delay} s: exit {process.returncode}, record {status}")
         if status == "interrupted":
             resumed = subprocess.run([*base, "ckpt_path=last"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
             counts["resume_failures"] += resumed.returncode != 0 or json.loads(record.read_text())["status"] != "done"
