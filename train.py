@@ -3,7 +3,10 @@
 Config groups live in conf/; see README.md for every option.
 """
 
-from initlab.cli.train import main
+try:
+    from initlab.cli.train import main
+except KeyboardInterrupt:  # Ctrl-C while Python imports: nothing started, nothing to record; no traceback
+    raise SystemExit(130) from None
 
 if __name__ == "__main__":
     main()

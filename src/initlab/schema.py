@@ -200,6 +200,7 @@ RULES: dict[str, Rule] = {
     "ckpt_path": optional(PATH),
     "test": BOOL,
     "print_config": BOOL,
+    "overwrite": BOOL,
     "tags": list_of(text(64), min_len=0),  # W&B's limit on a tag
     "num_samples": either(integer(1), choice("all")),
     "device": choice("cpu", "cuda", "auto"),

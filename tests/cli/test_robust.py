@@ -315,3 +315,107 @@ def test_a_disk_error_is_one_line():
     line = str(disk_error(OSError(errno.EROFS, "Read-only file system", "/x/run/metrics.json")))
     assert line == "/x/run/metrics.json: got 'Read-only file system', needs a writable folder with free space (paths.log_dir, hydra.run.dir)"
     assert disk_error(OSError(errno.ENOENT, "No such file")) is None
+
+
+def test_a_lock_is_removed_when_released_and_the_dir_can_be_locked_again(tmp_path):
+    from initlab.training.records import LOCK_NAME, holds, lock_run_dir, release_run_dir
+
+    lock_run_dir(tmp_path)
+    assert (tmp_path / LOCK_NAME).is_file() and holds(tmp_path)
+    release_run_dir(tmp_path)
+    assert not (tmp_path / LOCK_NAME).exists() and not holds(tmp_path)
+    holder = _hold(tmp_path)  # another process takes it: the removed file was no lock of anyone's
+    try:
+        from initlab.training.records import RunDirBusy
+
+        with pytest.raises(RunDirBusy):
+            lock_run_dir(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _record(folder: Path, status: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({"status": status}))
+    return folder
+
+
+@pytest.mark.parametrize(("status", "refused"), [("done", True), ("diverged", True), ("failed", True), ("interrupted", False),
+                                                 (None, False)])
+def test_a_finished_run_dir_is_refused_unless_resumed_or_overwritten(tmp_path, status, refused):
+    from initlab.training.records import RunDirTaken, check_run_dir
+
+    run = _record(tmp_path / "run", status) if status else tmp_path / "run"
+    if refused:
+        with pytest.raises(RunDirTaken, match=f"finished run \\(metrics.json: {status}\\)"):
+            check_run_dir(run, sweep=False, resume=False, overwrite=False)
+    else:
+        check_run_dir(run, sweep=False, resume=False, overwrite=False)
+    check_run_dir(run, sweep=False, resume=True, overwrite=False)
+    check_run_dir(run, sweep=False, resume=False, overwrite=True)
+
+
+@pytest.mark.parametrize("planted", ["metrics.json", "checkpoints", ".hydra", "train.log", "fifo"])
+def test_links_and_planted_files_in_a_run_dir_are_refused_even_with_overwrite(tmp_path, planted):
+    from initlab.training.records import RunDirTaken, check_run_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    if planted == "fifo":  # a FIFO record must not make the check hang: it is unreadable, so refused
+        os.mkfifo(run / "metrics.json")
+        with pytest.raises(RunDirTaken, match="unreadable"):
+            check_run_dir(run, sweep=False, resume=False, overwrite=False)
+        return
+    (run / planted).symlink_to(tmp_path / "elsewhere")
+    for resume, overwrite in ((False, False), (True, False), (False, True)):
+        with pytest.raises(RunDirTaken, match="symbolic link"):
+            check_run_dir(run, sweep=False, resume=resume, overwrite=overwrite)
+
+
+@pytest.mark.parametrize("mark", ["sweep.json", "multirun.yaml", "aggregate.md", "0/metrics.json"])
+def test_an_earlier_sweep_is_refused_unless_resumed_or_overwritten(tmp_path, mark):
+    from initlab.training.records import RunDirTaken, check_run_dir
+
+    (tmp_path / mark).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / mark).write_text("{}")
+    with pytest.raises(RunDirTaken, match="earlier sweep"):
+        check_run_dir(tmp_path, sweep=True, resume=False, overwrite=False)
+    check_run_dir(tmp_path, sweep=True, resume=True, overwrite=False)
+    check_run_dir(tmp_path, sweep=True, resume=False, overwrite=True)
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep", "link"])
+def test_the_entry_point_refuses_a_taken_dir_in_one_line_before_writing(tmp_path, mode):
+    taken = tmp_path / "taken"
+    if mode == "sweep":
+        (taken / "0").mkdir(parents=True)
+        (taken / "sweep.json").write_text('{"id": "earlier"}')
+        args = ["-m", "seed=1,2", f"hydra.sweep.dir={taken}"]
+    else:
+        _record(taken, "done")
+        if mode == "link":
+            (taken / "config_tree.log").symlink_to(tmp_path / "victim")
+        args = [f"hydra.run.dir={taken}", *(["overwrite=true"] if mode == "link" else [])]
+    before = sorted(p.name for p in taken.iterdir())
+    result = run_cli(["train.py", *args, "logger=none", "debug=fast"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("initlab: hydra."), result.stderr
+    assert ("earlier sweep" if mode == "sweep" else "symbolic link" if mode == "link" else "finished run") in result.stderr
+    assert sorted(p.name for p in taken.iterdir()) == before, "the refused run wrote there (or left its lock)"
+    assert not (tmp_path / "victim").exists()
+
+
+def test_overwrite_true_reruns_a_finished_dir_and_a_clean_exit_leaves_no_lock(tmp_path, monkeypatch):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from initlab.cli import train
+
+    run = _record(tmp_path / "run", "done")
+    monkeypatch.setattr(sys, "argv", ["train.py", "logger=none", "debug=fast", "overwrite=true", f"hydra.run.dir={run}"])
+    try:
+        train.main()
+    finally:
+        GlobalHydra.instance().clear()
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "done" and record["steps"] > 0
+    assert not list(run.rglob(".initlab.lock")) and not _leftovers(run)

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -60,15 +61,15 @@ def test_a_kill_while_committing_leaves_a_checkpoint_that_verifies(tmp_path, mon
     old = hashlib.sha256(path.read_bytes()).hexdigest()
     _save(path, 2)
     new = hashlib.sha256(part_path(path).read_bytes()).hexdigest()
-    replace, calls = Path.replace, []
+    replace, calls = os.replace, []
 
-    def dying_replace(self: Path, target: Path) -> Path:
-        calls.append(self)
+    def dying_replace(source, target, **dir_fds):
+        calls.append(source)
         if len(calls) == killed_at:
             raise KeyboardInterrupt("killed")
-        return replace(self, target)
+        return replace(source, target, **dir_fds)
 
-    monkeypatch.setattr(Path, "replace", dying_replace)
+    monkeypatch.setattr(os, "replace", dying_replace)
     with pytest.raises(KeyboardInterrupt):
         commit_checkpoint(path)
     monkeypatch.undo()
@@ -267,3 +268,53 @@ def test_resume_after_training_ended_reports_the_same_train_and_val(compose_cfg)
     assert resumed["train"] and resumed["val"] and resumed["test"]
     for stage in ("train", "val", "test"):
         assert resumed[stage] == pytest.approx(straight[stage], rel=1e-6), stage
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_with_non_finite_weights_is_one_line_for_resume_and_analyze(compose_cfg, tmp_path, bad):
+    import torch
+
+    from initlab.models import instantiate_model
+    from initlab.training.build import load_model_weights
+
+    cfg = compose_cfg([*FAST])
+    model = instantiate_model(cfg.model)
+    state = {f"model.{k}": v.clone() for k, v in model.state_dict().items()}
+    state["model.hidden1.weight"][0, 0] = bad
+    buffer = tmp_path / "buffer.pt"
+    torch.save({"state_dict": state}, buffer)
+    path = _sealed(tmp_path / "x.ckpt", buffer.read_bytes())
+    with pytest.raises(ConfigError) as info:
+        load_model_weights(model, path)
+    assert str(info.value).startswith(f"ckpt_path: got '{path}', holds non-finite weights (model.hidden1.weight")
+    assert "\n" not in str(info.value) and bool(torch.isfinite(model.hidden1.weight).all()), "nothing was loaded"
+
+
+def test_the_first_record_is_enough_to_resume_a_run_stopped_while_starting(tmp_path, caplog):
+    """A signal before any checkpoint leaves only metrics.json (interrupted): ckpt_path=last starts over and says so."""
+    from initlab.training.checkpoints import resume_path
+    from initlab.training.records import interrupted_record, write_json
+
+    write_json(tmp_path / "metrics.json", interrupted_record(tmp_path, "Interrupted('received SIGTERM') while the run was starting"))
+    with caplog.at_level("WARNING"):
+        assert resume_path("last", tmp_path) is None
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "holds no saved checkpoint" in line and "starting it over" in line
+
+
+def test_atomic_write_never_follows_a_link_and_leaves_no_temporary_file(tmp_path):
+    from initlab.files import LinkRefused, atomic_write
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").symlink_to(victim)
+    (run / "checkpoints").symlink_to(tmp_path, target_is_directory=True)
+    for target in (run / "metrics.json", run / "checkpoints" / "last.ckpt.sha256"):
+        with pytest.raises(LinkRefused, match="symbolic link"):
+            atomic_write(target, "planted")
+    assert victim.read_text() == "keep" and not (tmp_path / "last.ckpt.sha256").exists()
+    atomic_write(run / "history.csv", "a\n1\n")
+    assert (run / "history.csv").read_text() == "a\n1\n"
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "history.csv", "metrics.json"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from initlab.config import PROJECT_ROOT
-from initlab.training.signals import Interrupted, interruptible, signal_of
+from initlab.training.signals import Interrupted, interruptible, received, settle, signal_of
 
 
 def test_a_signal_outside_fit_raises_interrupted_and_handlers_are_restored():
@@ -157,3 +157,85 @@ def test_resume_after_a_signal_during_test_matches_an_uninterrupted_run(tmp_path
     assert resumed["status"] == "done" and resumed["epochs"] == straight["epochs"] == 2
     for stage in ("train", "val", "test"):
         assert resumed[stage] == straight[stage], stage
+
+
+def test_once_the_record_is_final_a_late_signal_changes_nothing(compose_cfg):
+    """The issue's 143-beside-done: after run_job sealed ``done``, a SIGTERM neither raises nor turns the exit code."""
+    from initlab.training.run import run_job
+
+    cfg = compose_cfg([])
+    with interruptible():
+        record = run_job(cfg, lambda cfg, output_dir, runtime: {"status": "done", "train": {}, "val": {}, "test": {}})
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        assert received() is None
+    assert record["status"] == json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["status"] == "done"
+    with pytest.raises(Interrupted), interruptible():  # a new block listens again
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+
+def test_a_second_signal_while_the_interrupted_record_is_written_cannot_cut_it():
+    with interruptible():
+        settle()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+    assert received() is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_documented_resume_works_after_a_signal_at_start_up(tmp_path, signum):
+    """Stopped before anything was saved: the record says how to resume, and that command starts the run cleanly."""
+    result, run_dir = _run_until(tmp_path, "startup", signum, "debug=fast")
+    assert result.returncode == 128 + signum, result.stderr[-3000:]
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and f"ckpt_path=last hydra.run.dir={run_dir}" in record["error"]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"} | {"OMP_NUM_THREADS": "1"}
+    resumed = subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), "logger=none", "trainer.max_epochs=2", "seed=7",
+                              "debug=fast", "ckpt_path=last", f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
+                             env=env, timeout=600, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    said = [line for line in (resumed.stdout + resumed.stderr).splitlines() if "starting it over" in line]
+    assert len(said) == 1 and "Traceback" not in resumed.stdout + resumed.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "done"
+    assert not (run_dir / ".initlab.lock").exists()
+
+
+SIGNAL_DELAYS_S = (0.3, 1.0, 1.6, 2.4, 4.0, 7.0, 12.0, 20.0)
+
+
+@pytest.mark.slow
+def test_fuzz_signal_timings_every_record_agrees_with_its_exit_code_and_resumes(tmp_path):
+    """SIGTERM/SIGINT at a spread of moments (imports, composition, start-up, first epoch, test, after the record):
+    a record whenever the run dir exists, its status agreeing with the exit code, and the documented resume ends done."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"} | {"OMP_NUM_THREADS": "1"}
+    counts = {"cases": 0, "tracebacks": 0, "hangs": 0, "disagreements": 0, "resume_failures": 0}
+    for index, delay in enumerate(SIGNAL_DELAYS_S):
+        signum = (signal.SIGTERM, signal.SIGINT)[index % 2]
+        run_dir = tmp_path / f"run{index}"
+        base = [sys.executable, str(PROJECT_ROOT / "train.py"), "logger=none", "debug=fast", "trainer.max_epochs=3",
+                "trainer.limit_train_batches=null", f"hydra.run.dir={run_dir}"]
+        process = subprocess.Popen(base, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        process.send_signal(signum)
+        try:
+            stdout, stderr = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            counts["hangs"] += 1
+            continue
+        counts["cases"] += 1
+        counts["tracebacks"] += "Traceback" in stdout + stderr
+        record = run_dir / "metrics.json"
+        status = json.loads(record.read_text())["status"] if record.exists() else None
+        # before Python's handlers exist (imports) the signal's default action ends it: nothing started, no dir
+        agrees = (process.returncode, status) in ((0, "done"), (128 + signum, "interrupted")) or \
+            (process.returncode in (128 + signum, -signum) and status is None and not run_dir.exists())
+        counts["disagreements"] += not agrees
+        print(f"signal {signum} at {delay} s: exit {process.returncode}, record {status}")
+        if status == "interrupted":
+            resumed = subprocess.run([*base, "ckpt_path=last"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+            counts["resume_failures"] += resumed.returncode != 0 or json.loads(record.read_text())["status"] != "done"
+    print(counts)
+    assert counts == {"cases": len(SIGNAL_DELAYS_S), "tracebacks": 0, "hangs": 0, "disagreements": 0, "resume_failures": 0}

@@ -6,6 +6,7 @@ code 2, before Lightning is imported. In a ``-m`` sweep a rejected job is record
 """
 
 import errno
+import io
 import logging
 import os
 import signal
@@ -22,7 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from initlab.config import CONFIG_DIR, ConfigError, check_composed, check_overrides, hydra_error, register_resolvers, validate_config
 from initlab.schema import problem
-from initlab.training.records import RunDirBusy, lock_run_dir, metrics_record, write_json
+from initlab.files import LinkRefused, atomic_write
+from initlab.training.records import (RunDirBusy, RunDirTaken, check_run_dir, holds, interrupted_record, lock_run_dir,
+                                      metrics_record, release_run_dir, sweep_id, write_json)
 from initlab.training.signals import Interrupted, interruptible
 from initlab.training.noise import quiet_third_party
 
@@ -50,10 +53,9 @@ def print_config_tree(cfg: DictConfig, save_dir: str | Path | None = None, show:
     if show:
         rich.print(tree)
     if save_dir is not None:
-        path = Path(save_dir) / "config_tree.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as handle:
-            rich.console.Console(file=handle, width=100_000, color_system=None).print(tree)
+        console = rich.console.Console(width=100_000, color_system=None, record=True, file=io.StringIO())
+        console.print(tree)
+        atomic_write(Path(save_dir) / "config_tree.log", console.export_text())
 
 
 def exit_config_error(err: ConfigError) -> NoReturn:
@@ -70,7 +72,8 @@ def _reject(err: ConfigError) -> None:
     if hydra_cfg.mode != RunMode.MULTIRUN:
         exit_config_error(err)
     log.error("job rejected (sweep continues): %s", err)
-    write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", metrics_record("failed", {}, error=f"ConfigError: {err}"))
+    record = metrics_record("failed", {}, error=f"ConfigError: {err}", sweep=sweep_id(hydra_cfg.sweep.dir))
+    write_json(Path(hydra_cfg.runtime.output_dir) / "metrics.json", record)
 
 
 def disk_error(err: OSError) -> ConfigError | None:
@@ -80,12 +83,19 @@ def disk_error(err: OSError) -> ConfigError | None:
     return ConfigError(problem(str(err.filename or "output"), err.strerror, "needs a writable folder with free space (paths.log_dir, hydra.run.dir)"))
 
 
-def lock(output_dir: str | Path, key: str = "hydra.run.dir") -> None:
-    """One writer per run (or sweep) dir: a second process exits 2 naming the first."""
+def lock(output_dir: str | Path, key: str = "hydra.run.dir", resume: bool = False, overwrite: bool = False) -> None:
+    """One writer per run (or sweep) dir, never over a finished one nor through a link: else exit 2 in one line."""
     try:
         lock_run_dir(Path(output_dir).resolve())
-    except RunDirBusy as err:
+        check_run_dir(Path(output_dir).resolve(), sweep=key == "hydra.sweep.dir", resume=resume, overwrite=overwrite)
+    except (RunDirBusy, RunDirTaken) as err:
         exit_config_error(ConfigError(problem(key, str(output_dir), str(err))))
+
+
+def _reuse(args: list[str]) -> dict[str, bool]:
+    """Whether the command line resumes (``ckpt_path=last``) or overwrites (``overwrite=true``) what a dir holds."""
+    values = {arg.lstrip("+").partition("=")[0]: arg.partition("=")[2] for arg in args}
+    return {"resume": values.get("ckpt_path") == "last", "overwrite": values.get("overwrite", "").lower() == "true"}
 
 
 def _named_output_dir(args: list[str]) -> tuple[str, str] | None:
@@ -95,10 +105,11 @@ def _named_output_dir(args: list[str]) -> tuple[str, str] | None:
     return (key, values[-1]) if values and values[-1] and "${" not in values[-1] else None
 
 
-def _stopped(output_dir: Path, err: Interrupted) -> None:
-    """A signal before the run's own bookkeeping started (validation, imports): recorded, exit 128 + the signal."""
-    record = metrics_record("interrupted", {}, error=f"{err!r} while the run was starting; nothing was trained, run it again")
-    write_json(output_dir / "metrics.json", record)
+def _stopped(output_dir: Path, err: Interrupted) -> NoReturn:
+    """A signal before the run's own bookkeeping started (validation, imports): recorded in a dir this process holds,
+    exit 128 + the signal."""
+    if holds(Path(output_dir).resolve()):
+        write_json(output_dir / "metrics.json", interrupted_record(output_dir, f"{err!r} while the run was starting"))
     raise SystemExit(128 + err.signum) from None
 
 
@@ -142,13 +153,15 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any],
         except Interrupted as err:
             _stopped(output_dir, err)
         except OSError as err:  # the run recorded it as failed (where the disk let it): one line, exit 1
-            if (line := disk_error(err)) is None:
+            if (line := disk_error(err) or (err if isinstance(err, LinkRefused) else None)) is None:
                 raise
             print(f"initlab: {line}", file=sys.stderr, flush=True)
             sys.exit(1)
+        finally:
+            release_run_dir(output_dir.resolve())  # a clean exit leaves no lock file
 
     def checked_job(cfg: DictConfig, output_dir: Path) -> Any:
-        lock(output_dir)
+        lock(output_dir, resume=cfg.get("ckpt_path") == "last" and config_name == "train", overwrite=bool(cfg.get("overwrite")))
         try:
             if adopt is not None:
                 adopt(cfg)
@@ -169,12 +182,14 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any],
     def main() -> Any:
         quiet_third_party()
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors instead of printing a traceback
+        named = None
         try:
             with interruptible():
                 check_overrides(sys.argv[1:])
                 check_every_composition(_config_dirs(sys.argv[1:]))
                 if named := _named_output_dir(sys.argv[1:]):
-                    lock(named[1], key=named[0])
+                    reuse = _reuse(sys.argv[1:])
+                    lock(named[1], key=named[0], resume=reuse["resume"] and config_name == "train", overwrite=reuse["overwrite"])
                 return app()
         except ConfigError as err:
             exit_config_error(err)
@@ -184,6 +199,8 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any],
             exit_config_error(ConfigError(problem("config file", " ".join(str(err).split())[:200], "must be valid YAML")))
         except Interrupted as err:
             print(f"initlab: interrupted by {signal.Signals(err.signum).name} before the run started", file=sys.stderr, flush=True)
+            if named and named[0] == "hydra.run.dir":
+                _stopped(Path(named[1]), err)
             sys.exit(128 + err.signum)
         except OSError as err:  # Hydra could not make the run dir or its log file
             if (line := disk_error(err)) is None:

@@ -1,6 +1,7 @@
 """Callbacks of a run: progress bar, verified checkpoints, divergence stop, history and curvature files."""
 
 import csv
+import io
 import logging
 import math
 import sys
@@ -12,12 +13,14 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from torch import Tensor
 
+from initlab.files import atomic_write, read_regular
 from initlab.training.checkpoints import commit_checkpoint, part_path
 from initlab.training.signals import deferred, signal_of
 
 log = logging.getLogger(__name__)
 # Console width of the progress bar when stdout is not a terminal: the bar, counts, times and metrics on one line.
 LOG_WIDTH = 160
+CSV_MAX_BYTES = 1 << 28  # history.csv / curvature.csv: a row per epoch or check, far below this
 
 
 def append_csv_row(path: str | Path, row: dict[str, Any], key: str) -> None:
@@ -30,17 +33,15 @@ def append_csv_row(path: str | Path, row: dict[str, Any], key: str) -> None:
     path = Path(path)
     rows = []
     if path.exists():
-        with path.open(newline="") as handle:
-            rows = [r for r in csv.DictReader(handle) if int(r[key]) < int(row[key])]
+        text = read_regular(path, CSV_MAX_BYTES).decode()
+        rows = [r for r in csv.DictReader(io.StringIO(text, newline="")) if int(r[key]) < int(row[key])]
     rows.append(row)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, table.getvalue())
 
 
 class LossProgressBar(RichProgressBar):

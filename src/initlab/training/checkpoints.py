@@ -2,17 +2,21 @@
 
 import hashlib
 import logging
+import os
 import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from initlab.errors import ConfigError
+from initlab.files import atomic_write
 from initlab.schema import problem
 
 log = logging.getLogger(__name__)
-# What a run dir holds once a run has trained in it (signs that ``ckpt_path=last`` found a run that saved no epoch yet).
-STARTED = ("history.csv", "checkpoints/last.ckpt.part", "checkpoints/interrupted.ckpt")
+_restarts: set[str] = set()  # run dirs already told that ckpt_path=last starts them over
+# What a run dir holds once a run has started in it (signs that ``ckpt_path=last`` found a run that saved no epoch yet):
+# its record (any status: one stopped while starting says so), its history, a checkpoint that was never sealed.
+STARTED = ("metrics.json", "history.csv", "checkpoints/last.ckpt.part", "checkpoints/interrupted.ckpt")
 
 
 def bad_checkpoint(path: str | Path, allowed: str) -> ConfigError:
@@ -44,10 +48,7 @@ def _hashes(digest_file: Path) -> list[str]:
 
 
 def _write_digest(path: Path, hashes: list[str]) -> None:
-    target = digest_path(path)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text("".join(f"{h}  {path.name}\n" for h in hashes))
-    tmp.replace(target)
+    atomic_write(digest_path(path), "".join(f"{h}  {path.name}\n" for h in hashes))
 
 
 def commit_checkpoint(path: str | Path) -> Path:
@@ -80,7 +81,9 @@ def commit_checkpoint(path: str | Path) -> Path:
 
 
 def remove_partial(folder: str | Path) -> None:
-    """Delete the ``*.part`` and ``*.tmp`` files a failed or interrupted write left in ``folder``."""
+    """Delete the ``*.part`` and ``*.tmp`` files a failed or interrupted write left in ``folder`` (links only unlinked)."""
+    if Path(folder).is_symlink():
+        return
     for leftover in [*Path(folder).glob("*.part"), *Path(folder).glob("*.tmp")]:
         leftover.unlink(missing_ok=True)
 
@@ -88,17 +91,21 @@ def remove_partial(folder: str | Path) -> None:
 def resume_path(ckpt_path: str | None, output_dir: Path) -> Path | None:
     """The verified checkpoint a run starts from, None for a fresh start (``last``: this run dir's ``last.ckpt``).
 
-    ``last`` in a run dir where a run started but never completed a checkpoint (killed during the
-    first epoch or its first save: history, ``interrupted.ckpt`` or a ``.part`` but no ``last.ckpt``) is a clean
-    restart from scratch; the next save replaces what was left.
+    ``last`` in a run dir where a run started but never completed a checkpoint (stopped while starting or
+    during its first epoch or save: a record, history, ``interrupted.ckpt`` or a ``.part`` but no ``last.ckpt``)
+    is a clean restart from scratch, said in one line; the next save replaces what was left.
     """
     if ckpt_path in (None, "", "null"):
         return None
     if ckpt_path != "last":
         return verified_checkpoint(ckpt_path)
     path = output_dir / "checkpoints" / "last.ckpt"
-    if not path.exists() and not digest_path(path).exists() and any((output_dir / p).exists() for p in STARTED):
-        log.warning("ckpt_path=last: %s saved no checkpoint before it stopped; starting the run over", output_dir)
+    if not os.path.lexists(path) and not os.path.lexists(digest_path(path)) and \
+            any(os.path.lexists(output_dir / p) for p in STARTED):
+        if str(output_dir) not in _restarts:  # validation and the run both ask: said once
+            _restarts.add(str(output_dir))
+            log.warning("ckpt_path=last: %s holds no saved checkpoint (the run stopped before its first); starting it over",
+                        output_dir)
         return None
     return verified_checkpoint(path)
 
@@ -119,7 +126,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise bad_checkpoint(path, f"is not a readable training checkpoint ({type(err).__name__}: {reason})") from None
     if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
         raise bad_checkpoint(path, "is not a training checkpoint (no state_dict)")
+    if bad := non_finite(content["state_dict"]):
+        raise bad_checkpoint(path, f"holds non-finite weights ({bad} has NaN or inf): a diverged run's weights "
+                                   "cannot be resumed or analysed")
     return content
+
+
+def non_finite(state_dict: dict[str, Any]) -> str | None:
+    """The first floating-point tensor in ``state_dict`` with a NaN or inf, None if all are finite."""
+    import torch
+
+    for name, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
 
 
 def _settings(param_groups: list[dict[str, Any]]) -> list[str]:

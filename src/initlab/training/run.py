@@ -10,8 +10,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from initlab.training.records import last_csv_row, metrics_record, write_json
-from initlab.training.signals import Interrupted, interruptible, received, signal_of
+from initlab.files import atomic_write
+from initlab.training.records import interrupted_record, last_csv_row, metrics_record, read_status, sweep_id, write_json
+from initlab.training.signals import Interrupted, interruptible, received, settle, signal_of
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,7 @@ def _with_wandb_identity(cfg: DictConfig, runtime: dict[str, Any], output_dir: P
         return cfg
     id_file = output_dir / "wandb_id.txt"
     if not id_file.exists():
-        id_file.parent.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(secrets.token_hex(4))
+        atomic_write(id_file, secrets.token_hex(4))
     with open_dict(node):
         node.id = id_file.read_text().strip()
         if node.get("group") is None and runtime["sweep_dir"]:
@@ -147,30 +147,37 @@ def run_job(cfg: DictConfig, body: Callable[[DictConfig, Path, dict[str, Any]], 
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()
     facts = {"seed": cfg.get("seed"), "overrides": runtime["overrides"], "output_dir": str(output_dir)}
-    (output_dir / "metrics.json").unlink(missing_ok=True)  # never stale: an earlier attempt's record goes before this one runs
+    if runtime["sweep_dir"]:
+        facts["sweep"] = sweep_id(runtime["sweep_dir"])
+    if read_status(output_dir / "metrics.json") != "interrupted":  # an interrupted record stays true (and resumable) until
+        (output_dir / "metrics.json").unlink(missing_ok=True)     # this attempt's replaces it; any other is an earlier attempt's
     try:
         with interruptible():
             record = body(cfg, output_dir, runtime)
             if received() is not None:  # a signal raised where something swallowed it: the run did not do what was asked
                 raise Interrupted(received())
+            if not record.pop("rank_zero", True):
+                return None
+            record |= facts | _wall(start)
+            write_json(output_dir / "metrics.json", record)  # a signal before it is sealed makes the run interrupted
+            if not runtime["multirun"]:
+                settle()  # the record is final: a signal from here on would only make the exit code contradict it
     except BaseException as err:
         signum = signal_of(err)
         if signum is None and not isinstance(err, Exception):
             raise
+        if signum is not None:
+            settle()  # a second signal must not cut the record's write
         _remove_partial(output_dir)
-        status, error = ("interrupted", f"{err!r}; resume with ckpt_path=last hydra.run.dir={output_dir}") if signum \
-            else ("failed", f"{type(err).__name__}: {err}")
-        _write_last_record(output_dir, metrics_record(status, {}, error=error) | facts | _wall(start))
+        record = interrupted_record(output_dir, repr(err)) if signum else metrics_record("failed", {}, error=f"{type(err).__name__}: {err}")
+        _write_last_record(output_dir, record | facts | _wall(start))
         if signum is not None:
             raise SystemExit(128 + signum) from err
+        error = record["error"]
         if runtime["multirun"]:
             log.error("job failed (sweep continues): %s", error)
             return None
         raise
-    if not record.pop("rank_zero", True):
-        return None
-    record |= facts | _wall(start)
-    write_json(output_dir / "metrics.json", record)
     return record
 
 

@@ -3,7 +3,9 @@
 A signal raises :class:`Interrupted` where the program is, except inside :func:`deferred` (a
 checkpoint save: raised there, it would land in a file finalizer that discards it) where it is
 raised once the block ends. Every signal received is remembered, so a run that returns normally
-after one was swallowed somewhere is still recorded as interrupted (:func:`received`).
+after one was swallowed somewhere is still recorded as interrupted (:func:`received`). Once the
+run's record is final (:func:`settle`) a late signal changes nothing, so the exit code always
+agrees with the record (never 143 beside ``done``).
 """
 
 import signal
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
-_state: dict[str, int | None] = {"received": None, "deferring": 0, "pending": None}
+_state: dict[str, int | None] = {"received": None, "deferring": 0, "pending": None, "settled": 0}
 
 
 class Interrupted(BaseException):
@@ -24,6 +26,8 @@ class Interrupted(BaseException):
 
 
 def _handler(signum: int, frame: object) -> None:
+    if _state["settled"]:
+        return
     _state["received"] = signum
     if _state["deferring"]:
         _state["pending"] = signum
@@ -39,7 +43,7 @@ def interruptible() -> Iterator[None]:
     stops at the end of the step with ``SIGTERMException``: the handler then stays silent, so a
     step is never cut in half by SIGTERM.
     """
-    _state["received"] = None
+    _state["received"], _state["settled"] = None, 0
     previous = {signum: signal.signal(signum, _handler) for signum in HANDLED}
     try:
         yield
@@ -59,6 +63,12 @@ def deferred() -> Iterator[None]:
         if not _state["deferring"] and _state["pending"] is not None:
             pending, _state["pending"] = _state["pending"], None
             raise Interrupted(pending)
+
+
+def settle() -> None:
+    """The run's outcome is decided and being (or has been) recorded: later SIGINT/SIGTERM are ignored until the next
+    :func:`interruptible` block, so no second signal cuts the record's write or contradicts it."""
+    _state["settled"] = 1
 
 
 def received() -> int | None:
