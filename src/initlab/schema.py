@@ -343,9 +343,21 @@ def key_problems(cfg: dict[str, Any]) -> list[str]:
     return problems
 
 
+TRUSTED_ENV = "INITLAB_TRUSTED_MODULES"
+
+
+def trusted_modules() -> tuple[str, ...]:
+    """Modules the user admits for their own code (an init of theirs: docs/bench.md), in their own shell:
+    ``INITLAB_TRUSTED_MODULES=bench.inits`` (comma-separated). An environment variable, and ``hydra.job.env_set`` may not
+    set it, so no file (params.yaml, a config, a checkpoint's run folder) can widen what a ``_target_`` may name."""
+    return tuple(m.strip() for m in os.environ.get(TRUSTED_ENV, "").split(",") if DOTTED.fullmatch(m.strip()))
+
+
 def target_allowed(target: Any) -> bool:
-    """Whether ``target`` is a dotted name under :data:`TARGETS` (text only: nothing is imported)."""
-    return isinstance(target, str) and bool(DOTTED.fullmatch(target)) and any(target == t or target.startswith(f"{t}.") for t in TARGETS)
+    """Whether ``target`` is a dotted name under :data:`TARGETS` or a module the user trusts (text only: nothing is
+    imported)."""
+    return isinstance(target, str) and bool(DOTTED.fullmatch(target)) and any(
+        target == t or target.startswith(f"{t}.") for t in (*TARGETS, *trusted_modules()))
 
 
 def module_split(target: str) -> tuple[str, str]:

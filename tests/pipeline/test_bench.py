@@ -21,6 +21,7 @@ from torch import nn
 from initlab.config import PROJECT_ROOT
 from initlab.init import Initializer
 from initlab.pipeline import bench, bench_report
+from initlab.schema import TRUSTED_ENV
 
 KEY = ("test_acc", 2, "sgd", "best_lr", 3)
 CURVATURE = ("lambda_max", 2, "", bench.AT_INIT, 0)
@@ -97,10 +98,12 @@ def test_a_users_rule_is_a_scheme_with_its_own_hyperparameters():
 
 
 def test_trusted_modules_come_from_the_environment_only(monkeypatch):
-    monkeypatch.setenv(bench.TRUSTED_ENV, "bench.inits, my_lab.inits")
-    assert bench.trusted_modules() == ("bench.inits", "my_lab.inits")
-    node = {"_target_": "initlab.init.Initializer", "scheme": {"_target_": "bench.inits.half.half_", "_partial_": True}}
-    assert bench.targets(node) == ["bench.inits.half.half_"]
+    from initlab.schema import target_allowed, trusted_modules
+
+    assert not target_allowed("bench.inits.half.half_")
+    monkeypatch.setenv(TRUSTED_ENV, "bench.inits, my_lab.inits, os.system; x")
+    assert trusted_modules() == ("bench.inits", "my_lab.inits")
+    assert target_allowed("bench.inits.half.half_") and not target_allowed("bench.initsx.half_")
 
 
 def test_an_unknown_init_is_one_line_and_exit_2(capsys):
@@ -219,9 +222,9 @@ def test_adding_an_init_runs_only_its_stage_and_its_verdicts_follow_from_its_num
     assert stale == {"bench@half_glorot", "leaderboard"}, status
 
     refused = _dvc("repro", "bench/dvc.yaml", cwd=root, ok=False)
-    assert refused.returncode != 0 and bench.TRUSTED_ENV in refused.stderr + refused.stdout
+    assert refused.returncode != 0 and TRUSTED_ENV in refused.stderr + refused.stdout
 
-    ran = _dvc("repro", "bench/dvc.yaml", cwd=root, **{bench.TRUSTED_ENV: "bench.inits"}).stdout
+    ran = _dvc("repro", "bench/dvc.yaml", cwd=root, **{TRUSTED_ENV: "bench.inits"}).stdout
     assert "bench@half_glorot" in ran and not any(f"Running stage 'bench/dvc.yaml:bench@{i}'" in ran for i in TINY_BENCH["inits"])
     markdown = (root / "reports" / "bench.md").read_text()
     assert len(re.findall(r"^\| \d+=? \| half_glorot \|", markdown, flags=re.M)) == 2  # one leaderboard row per activation
@@ -246,3 +249,10 @@ def test_adding_an_init_runs_only_its_stage_and_its_verdicts_follow_from_its_num
         assert row["verdict"] == bench_report.VERDICTS.get((direction, sign), "no different")
         checked += 1
     assert checked >= 10
+
+
+def test_a_bench_stage_takes_its_init_from_dvc_not_from_a_shell_word():
+    from initlab.pipeline.bench import stage_item
+
+    assert stage_item("bench/dvc.yaml:bench@spectral") == "spectral"
+    assert stage_item("bench/dvc.yaml:leaderboard") is None and stage_item("") is None

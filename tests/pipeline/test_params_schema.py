@@ -65,10 +65,12 @@ def test_an_unreadable_file_is_one_line(tmp_path, capsys):
 def test_no_stage_command_templates_a_param_and_every_stage_is_checked_first(tmp_path):
     """A params value cannot reach a shell: dvc.yaml commands template nothing, and every stage goes through
     ``initlab.pipeline.timed``, which refuses a bad params.yaml before the stage's command starts."""
-    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
-    for name, stage in stages.items():
-        assert "${" not in stage["cmd"], name
-        assert stage["cmd"].startswith(f"python -m initlab.pipeline.timed {name} "), name
+    for pipeline in ("dvc.yaml", "bench/dvc.yaml"):
+        stages = yaml.safe_load((PROJECT_ROOT / pipeline).read_text())["stages"]
+        for name, stage in stages.items():
+            stage = stage.get("do", stage)  # a foreach stage: its template
+            assert "${" not in stage["cmd"], name
+            assert stage["cmd"].startswith(f"python -m initlab.pipeline.timed {name if name != 'leaderboard' else 'bench_leaderboard'} "), name
     (tmp_path / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text().replace("threads: 1", "threads: \"$(touch marker)1\"", 1))
     result = subprocess.run([sys.executable, "-m", "initlab.pipeline.timed", "prepare", "touch", "ran"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
@@ -85,6 +87,10 @@ HOSTILE = {
     "a target in a new section": ({"bench": {"extra": {"_target_": "os.system"}}}, "bench.extra._target_ (params.yaml): got 'os.system', is not a knob"),
     "a target inside a claim": ({"report": {**SHIPPED["report"], "claims": [{"check": "x", "_target_": "os.system"}]}},
                                 "report.claims.0._target_ (params.yaml)"),
+    "a shell word as a bench init": ({"bench": {**SHIPPED["bench"], "inits": {"x'; touch m; '": "src/initlab/init/weights.py"}}},
+                                     "bench.inits.x'; touch m; ' (params.yaml): got \"x'; touch m; '\", must name an option of conf/init"),
+    "a bench init's code outside the checkout": ({"bench": {**SHIPPED["bench"], "inits": {"spectral": "../../etc/x.py"}}},
+                                                 "bench.inits.spectral (params.yaml): got '../../etc/x.py', must be a relative path"),
     "a name inside a claim": ({"report": {**SHIPPED["report"], "claims": [{"check": "x", "init": "nope"}]}},
                               "report.claims.0.init (params.yaml): got 'nope', must be one of"),
 }

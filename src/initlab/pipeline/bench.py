@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.nn import functional as F
 
 from initlab.pipeline import tables
@@ -151,49 +150,38 @@ def bench_init(init: str, settings: dict, params: dict, context: StageContext) -
             for row in rows]
 
 
-TRUSTED_ENV = "INITLAB_TRUSTED_MODULES"
-
-
-def trusted_modules() -> tuple[str, ...]:
-    """Modules the user admits for their own inits, in their own shell: ``INITLAB_TRUSTED_MODULES=bench.inits``
-    (comma-separated). An environment variable, so no file (params.yaml, a config, a checkpoint's run folder) can
-    widen what a ``_target_`` may name; docs/bench.md."""
-    return tuple(m.strip() for m in os.environ.get(TRUSTED_ENV, "").split(",") if m.strip())
-
-
-def targets(node: Any) -> list[str]:
-    """Every ``_target_`` of ``node`` that :func:`initlab.schema.target_allowed` refuses (nested dicts and lists too)."""
-    from initlab.schema import target_allowed
-
-    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-    own = [node["_target_"]] if isinstance(node, dict) and "_target_" in node and not target_allowed(node["_target_"]) else []
-    return own + [t for child in children for t in targets(child)]
-
-
 def check_init(init: str, settings: dict) -> None:
     """``init`` must be a key of ``bench.inits`` and a config of ``conf/init`` whose every ``_target_`` passes the
-    allowlist (``initlab.schema``) or lies under a module the user trusts (:func:`trusted_modules`): one line and exit 2
+    allowlist (``initlab.schema``, modules the user trusts included: ``INITLAB_TRUSTED_MODULES``): one line and exit 2
     otherwise, before any work."""
     from initlab.pipeline.params_schema import options
-    from initlab.schema import problem, target_problems
+    from initlab.schema import TRUSTED_ENV, problem, target_problems
 
     if init not in settings["inits"] or init not in options("init"):
         found = [problem("init", init, f"must be one of bench.inits (params.yaml) with a conf/init/<name>.yaml: {list(settings['inits'])}")]
     elif min(settings["depths"]) < 2:
         found = [problem("bench.depths (params.yaml)", settings["depths"], "must be >= 2 (a variance gain needs two hidden layers)")]
     else:
-        trusted = trusted_modules()
-        found = [] if all(str(target).startswith(tuple(f"{m}." for m in trusted)) for target in targets(conf_node("init", init))) \
-            else target_problems(conf_node("init", init), "init")
+        found = target_problems(conf_node("init", init), "init")
     if found:
         print(f"initlab: {found[0]} (or admit your own module: {TRUSTED_ENV}=<module>, docs/bench.md)", file=sys.stderr, flush=True)
         raise SystemExit(2)
 
 
+def stage_item(stage: str) -> str | None:
+    """The ``<init>`` of a DVC stage address ``bench/dvc.yaml:bench@<init>`` (None for any other address)."""
+    name = stage.rsplit(":", 1)[-1]
+    return name.split("@", 1)[1] if name.startswith("bench@") else None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
-    parser.add_argument("init", help="a name of params.yaml bench.inits (conf/init/<name>.yaml)")
+    parser.add_argument("init", nargs="?", default=stage_item(os.environ.get("DVC_STAGE", "")),
+                        help="a name of params.yaml bench.inits (conf/init/<name>.yaml); default: the item of DVC's "
+                             "DVC_STAGE (bench@<init>), so that bench/dvc.yaml pastes no params value into a shell")
     args = parser.parse_args(argv)
+    if not args.init:
+        parser.error("name the init (or run as a bench/dvc.yaml stage)")
     params = load_params(args.params)
     settings = params["bench"]
     check_init(args.init, settings)

@@ -28,6 +28,13 @@ def options(group: str) -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")))
 
 
+# A repository file named by a knob (bench.inits: an init's code, a DVC dependency): relative, inside the checkout.
+CODE_FILE: Rule = (lambda v: isinstance(v, str) and v.endswith(".py") and not v.startswith("/") and ".." not in v.split("/")
+                   and all(c.isalnum() or c in "_./-" for c in v), "a relative path of a .py file inside the repository")
+# Knobs whose keys are names too: the key must be an option of this conf/ group.
+NAMED_KEYS = {"bench.inits.*": "init"}
+
+
 def _unique(rule: Rule) -> Rule:
     return (lambda v: rule[0](v) and len(set(v)) == len(v)), f"{rule[1]}, without repeats"
 
@@ -44,6 +51,7 @@ def rules() -> dict[str, Rule]:
         "device": choice("cpu", "cuda", "auto"),
         "threads": integer(1, 1024),
         "workers": integer(1, 1024),
+        "bench.inits.*": CODE_FILE,
         "*.inits": list_of(inits),
         "*.train_inits": list_of(inits),
         "*.init": inits,
@@ -90,6 +98,10 @@ def params_problems(params: Any) -> list[str]:
     found = [problem(f"{key} (params.yaml)", None, "must be given") for key in REQUIRED if key not in params]
     for key, value in _nodes(params):
         rule = next((r for pattern, r in table.items() if fnmatchcase(key, pattern)), None)
+        group = next((g for pattern, g in NAMED_KEYS.items() if fnmatchcase(key, pattern)), None)
+        if group and key.rpartition(".")[2] not in options(group):
+            found.append(problem(f"{key} (params.yaml)", key.rpartition(".")[2], f"must name an option of conf/{group}: "
+                                                                                 f"one of {list(options(group))}"))
         if key.rpartition(".")[2].startswith("_"):
             found.append(problem(f"{key} (params.yaml)", value, "is not a knob: params.yaml holds names of conf/ options "
                                                                 "and numbers, never a _target_ or other instruction"))
