@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from initlab.init import spectral_std
-from initlab.pipeline.tables import Row, edge_words, group_by, loss_or_inf, on_grid_edge, setting_runs
+from initlab.pipeline.grid_edges import edge_words, on_grid_edge
+from initlab.pipeline.tables import Row, group_by, loss_or_inf, setting_runs
 from initlab.stats import (Interval, dkw_interval, dkw_p_values, finite, holm, interval, mean_std, min_detectable_difference,
                            region_p_values)
 

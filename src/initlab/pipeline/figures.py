@@ -26,6 +26,7 @@ from matplotlib.ticker import NullFormatter
 from initlab.pipeline import tables
 from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv, write_json
 from initlab.pipeline.figure_checks import check_figure, claim, trend
+from initlab.pipeline.grid_edges import on_grid_edge
 from initlab.pipeline.style import (axes, band, describe, dodge, finish, key_handle, log_ticks, n_text, new_figure, ordinal_style,
                                     save_figure, series_style, side_legend)
 from initlab.pipeline.tables import Row, group_by
@@ -159,7 +160,7 @@ def plot_depth(data: Data) -> Figure:
                 ax.set_visible(False)
                 continue
             bands(ax, panel, "depth", "mean", "low", "high", "init")
-            flagged = [r for r in panel if tables.on_grid_edge(r)]
+            flagged = [r for r in panel if on_grid_edge(r)]
             if flagged:
                 ax.plot([r["depth"] for r in flagged], [r["mean"] for r in flagged], linestyle="", marker="o", markersize=11,
                         markerfacecolor="none", markeredgecolor="r", label="best lr on the grid's edge")
@@ -176,7 +177,7 @@ def plot_depth(data: Data) -> Figure:
                                           for i, label in enumerate(guides)], series=False)
     inits = list(dict.fromkeys(r["init"] for r in rows))
     keys = [key_handle(i, **series_style(i)) for i in inits]
-    if any(tables.on_grid_edge(r) for r in rows):
+    if any(on_grid_edge(r) for r in rows):
         keys.append(key_handle("best lr on the grid's edge", linestyle="", marker="o", markersize=9, markerfacecolor="none",
                                markeredgecolor="r"))
     side_legend(next(ax for ax in grid[0][::-1] if ax.get_visible()), extra=keys, series=False)
@@ -186,7 +187,7 @@ def plot_depth(data: Data) -> Figure:
     return finish(fig, "Depth study: trainability, sharpness and signal propagation vs depth",
                   f"{lines[0].upper() + lines[1:]}, {n_text([r['n'] for r in rows], 'seeds')} per point; train loss: each init at its "
                   f"best lr of the grid, the rest at init; black: the reference values the claims compare with"
-                  + ("; red rings: best lr on the edge of the lr grid." if any(tables.on_grid_edge(r) for r in rows) else "."))
+                  + ("; red rings: best lr on the edge of the lr grid." if any(on_grid_edge(r) for r in rows) else "."))
 
 
 def by_activation(rows: Sequence[Row]) -> list[tuple[str | None, list[Row]]]:

@@ -60,18 +60,6 @@ SELECTION = ("init", "optim", "epochs", "activation")
 # low | high), why it stops there (edge_reason: interior | next_diverges | bound), the lr resolution around the
 # selection (lr_resolution, decades) and the selected lr / factor of a depth search (best_lr, c).
 SEARCH_COLUMNS = ("grid_edge", "edge_reason", "lr_resolution", "best_lr", "c")
-EDGE_WORDS = {"bound": "at every lr tried", "next_diverges": "the next lr diverged for every seed"}
-
-
-def on_grid_edge(row: Row) -> bool:
-    """Whether the search that selected this row's lr ended on an edge of its (extended) grid (``grid_edge``: low | high)."""
-    return row.get("grid_edge") in ("low", "high")
-
-
-def edge_words(row: Row) -> str:
-    """Where a selection on the grid's edge sits, in words: 'lowest lr tried, at every lr tried' and the like."""
-    side = {"low": "lowest", "high": "highest"}[row["grid_edge"]]
-    return f"{side} lr tried; {EDGE_WORDS.get(row.get('edge_reason'), row.get('edge_reason') or 'no reason recorded')}"
 
 
 def interval_columns(values: Iterable[Any], prefix: str = "", method: str = "t") -> Row:
