@@ -279,12 +279,12 @@ def _problems(cfg: DictConfig, plain: dict[str, Any], data_files: bool = False) 
     yield from _dataset_fact_problems(plain, _data_choice(cfg))
     for path, node in schema.target_nodes(plain):
         yield from schema.signature_problems(path, node)
-    for path, node in schema.target_nodes(plain):  # imports them: right before the dry build instantiates them
-        if (reason := schema.defined_where_named(node["_target_"])) is not None:
-            yield schema.problem(f"{path}._target_", node["_target_"], reason)
     yield from schema.device_problems(plain)
     if data_files:
         yield from _data_file_problems(plain, _data_choice(cfg))
+    for path, node in schema.target_nodes(plain):  # imports them (torch too): right before the dry build instantiates them
+        if (reason := schema.defined_where_named(node["_target_"])) is not None:
+            yield schema.problem(f"{path}._target_", node["_target_"], reason)
     _floats_where_declared(cfg, plain)
     yield from _build_problems(cfg)
 

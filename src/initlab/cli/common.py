@@ -11,7 +11,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -113,12 +114,14 @@ def _stopped(output_dir: Path, err: Interrupted) -> NoReturn:
     raise SystemExit(128 + err.signum) from None
 
 
-def check_every_composition(config_dirs: list[Path]) -> None:
-    """Every config Hydra composes (the app's, each sweep job's) passes :func:`check_composed` at Hydra's one
-    composition point, before Hydra instantiates its callbacks, sweeper or launcher, sets up logging or the environment."""
+@contextmanager
+def every_composition_checked(config_dirs: list[Path]) -> Iterator[None]:
+    """While the app runs, every config Hydra composes (the app's, each sweep job's) passes :func:`check_composed` at
+    Hydra's one composition point, before Hydra instantiates its callbacks, sweeper or launcher, sets up logging or the
+    environment; Hydra's loader is restored afterwards (an app called in-process leaves no check behind)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-    load = getattr(ConfigLoaderImpl.load_configuration, "__wrapped__", ConfigLoaderImpl.load_configuration)
+    load = ConfigLoaderImpl.load_configuration
 
     def checked(self: Any, *args: Any, **kwargs: Any) -> DictConfig:
         cfg = load(self, *args, **kwargs)
@@ -128,8 +131,11 @@ def check_every_composition(config_dirs: list[Path]) -> None:
             exit_config_error(err)
         return cfg
 
-    checked.__wrapped__ = load  # type: ignore[attr-defined]
     ConfigLoaderImpl.load_configuration = checked
+    try:
+        yield
+    finally:
+        ConfigLoaderImpl.load_configuration = load
 
 
 def _config_dirs(args: list[str]) -> list[Path]:
@@ -186,11 +192,11 @@ def make_main(config_name: str, task: Callable[[DictConfig], Any],
         try:
             with interruptible():
                 check_overrides(sys.argv[1:])
-                check_every_composition(_config_dirs(sys.argv[1:]))
                 if named := _named_output_dir(sys.argv[1:]):
                     reuse = _reuse(sys.argv[1:])
                     lock(named[1], key=named[0], resume=reuse["resume"] and config_name == "train", overwrite=reuse["overwrite"])
-                return app()
+                with every_composition_checked(_config_dirs(sys.argv[1:])):
+                    return app()
         except ConfigError as err:
             exit_config_error(err)
         except (HydraException, OmegaConfBaseException) as err:
