@@ -85,7 +85,8 @@ SYNTHETIC = {
         for init, d in (("zeros", 0.0), ("constant", 0.0), ("spectral", 1.4)) for layer in (0, 1) for s in (0, 10, 20)]},
         ["zeros: final rank 1 / 1", "constant: final rank 1 / 1", "hidden1", "hidden2"]),
     "relu_elbow": ({"settings": _settings("variance_flow"), "elbows": np.random.default_rng(0).standard_cauchy(2000).tolist(), "ks": 0.01,
-                    "rows": [{"seed": seed, "init": init, "bias": bias, "layer": k, "dead_fraction": 0.01 * k * seed * (bias == "zeros")}
+                    "rows": [{"seed": seed, "init": init, "bias": bias, "layer": k, "dead_fraction": 0.01 * k * seed * (bias == "zeros"),
+                              "inactive_fraction": 0.5 - 0.02 * (k + 1) * (bias == "relu_0.1")}
                              for seed in SEEDS for init in INITS for bias in ("zeros", "relu_0.1") for k in range(3)]},
                    ["standard Cauchy pdf", "-b/w, n = 2000 samples", "identical: spectral, xavier_normal"]),
     "gauss_newton": ({"settings": _settings("curvature"), "rows": [
@@ -318,3 +319,12 @@ def test_canyon_with_random_draws_bands_the_loss_over_draws():
     assert len(right.get_lines()) == 2 and right.collections  # one line per method, with its band
     assert "n = 3 draws" in style.describe(fig)[1]
     assert figure_checks.check_figure(fig) == []
+
+
+def test_relu_panels_show_the_bias_claims_measure_and_fall_back_to_dead_units():
+    """The bias claim reads the per-sample inactive share (params.yaml report): the figure shows the same quantity."""
+    rows = SYNTHETIC["relu_elbow"][0]["rows"]
+    labels = lambda fig: {ax.get_ylabel() for ax in fig.axes[1:] if ax.get_visible()}  # noqa: E731
+    assert labels(figures.FIGURES["relu_elbow"].plot(SYNTHETIC["relu_elbow"][0])) == {"fraction of inactive (unit, sample) pairs at init"}
+    legacy = SYNTHETIC["relu_elbow"][0] | {"rows": [{k: v for k, v in r.items() if k != "inactive_fraction"} for r in rows]}
+    assert labels(figures.FIGURES["relu_elbow"].plot(legacy)) == {"fraction of dead units at init"}

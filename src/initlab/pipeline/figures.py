@@ -443,8 +443,10 @@ def identical_series(series: dict[str, list[float]]) -> list[list[str]]:
 
 @figure("relu_elbow", _elbow_load)
 def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
-    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; dead-ReLU fraction per layer by init, one panel
-    per bias (error bars, inits side by side); inits with identical fractions are one black line, not several on top."""
+    """Histogram of c = -b/w (w, b ~ N(0,1)) against the standard Cauchy pdf; per layer by init, one panel per bias (error
+    bars, inits side by side), the share of (unit, sample) pairs where the ReLU is inactive: the bias claim's measure
+    ("saturating the ReLU", params.yaml report); tables without it show units dead on every sample. Inits with
+    identical fractions are one black line, not several on top."""
     biases = list(dict.fromkeys(r["bias"] for r in data["rows"]))
     fig, grid = new_figure(1, 1 + len(biases), width=4.6)
     left, panels = grid[0][0], grid[0][1:]
@@ -457,7 +459,9 @@ def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
     left.plot(grid_x, np.exp(-grid_x**2 / 2) / np.sqrt(2 * np.pi), "r:", label="standard normal pdf")
     left.set_ylim(top=0.55)  # room above the peak for the legend
     axes(left, "elbow c = -b/w", "density", f"ReLU elbow (KS distance to Cauchy {data['ks']:.4f})", loc="upper left")
-    stats = over_seeds(data["rows"], ("init", "bias", "layer"), "dead_fraction")
+    per_sample = all("inactive_fraction" in r for r in data["rows"])
+    quantity, short = (("inactive_fraction", "inactive (unit, sample) pairs") if per_sample else ("dead_fraction", "dead units"))
+    stats = over_seeds(data["rows"], ("init", "bias", "layer"), quantity)
     names = layer_names(data["rows"])
     for ax in panels[1:]:
         ax.sharey(panels[0])  # one y range: the biases compare at a glance
@@ -473,12 +477,14 @@ def plot_elbow(data: Data, limit: float = 10.0) -> Figure:
             ax.errorbar(x, [r["mean"] for r in group], yerr=yerr(group), capsize=2, markersize=4, label=label, **style)
         ax.set_xticks(list(names), list(names.values()), rotation=45, fontsize=7)
         ax.set_ylim(bottom=0)
-        axes(ax, "hidden layer (ReLU)", "fraction of dead units at init", f"Dead ReLUs, bias {bias}", legend=False)
+        axes(ax, "hidden layer (ReLU)", f"fraction of {short} at init", f"Inactive ReLUs, bias {bias}", legend=False)
     side_legend(panels[-1], *panels[:-1])
-    return finish(fig, "ReLU elbow is Cauchy; dead ReLUs by init",
+    measured = (f"share of (unit, sample) pairs where the ReLU is inactive over {data['settings']['num_samples']} training samples "
+                f"(the bias claim's measure)" if per_sample else
+                f"fraction of ReLU units inactive on every one of {data['settings']['num_samples']} training samples")
+    return finish(fig, "ReLU elbow is Cauchy; inactive ReLUs by init and bias",
                   f"Left: histogram of -b/w for w, b ~ N(0,1) (n = {len(c)} samples, range +-{limit:g} shown) with the standard Cauchy "
-                  f"density (and the normal for contrast). Middle and right: fraction of ReLU units inactive on every one of "
-                  f"{data['settings']['num_samples']} training samples, one panel per bias init; points: mean, error bars: {INTERVAL}, "
+                  f"density (and the normal for contrast). Middle and right: {measured}, one panel per bias init; points: mean, error bars: {INTERVAL}, "
                   f"{n_text([r['n'] for r in stats], 'seeds')}, inits side by side; 'identical': inits whose fractions agree to float "
                   f"rounding (zero bias: whether a unit is dead does not depend on the weights' scale), drawn once in black.")
 
