@@ -328,3 +328,10 @@ def test_relu_panels_show_the_bias_claims_measure_and_fall_back_to_dead_units():
     assert labels(figures.FIGURES["relu_elbow"].plot(SYNTHETIC["relu_elbow"][0])) == {"fraction of inactive (unit, sample) pairs at init"}
     legacy = SYNTHETIC["relu_elbow"][0] | {"rows": [{k: v for k, v in r.items() if k != "inactive_fraction"} for r in rows]}
     assert labels(figures.FIGURES["relu_elbow"].plot(legacy)) == {"fraction of dead units at init"}
+
+
+def test_a_band_of_two_seeds_is_their_range_not_a_t_interval():
+    rows = [{"g": "a", "x": 1.0}, {"g": "a", "x": 100.0}, {"g": "b", "x": 2.0}, {"g": "b", "x": 3.0}, {"g": "b", "x": 4.0}]
+    two, three = sorted(figures.over_seeds(rows, ("g",), "x", log=True, range_below=3), key=lambda r: r["g"])
+    assert (two["low"], two["high"]) == pytest.approx((1.0, 100.0)) and two["mean"] == pytest.approx(10.0)
+    assert three["low"] < 2.0 and three["high"] > 4.0  # three seeds: the t-interval of the log, wider than their range

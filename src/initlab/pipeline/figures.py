@@ -78,15 +78,21 @@ def study(name: str) -> Callable[[Path, dict], Data | None]:
     return load
 
 
-def over_seeds(rows: Sequence[Row], keys: Sequence[str], column: str, log: bool = False) -> list[Row]:
+def over_seeds(rows: Sequence[Row], keys: Sequence[str], column: str, log: bool = False, range_below: int = 0) -> list[Row]:
     """Per group of ``keys``: n, mean, low, high of ``column`` over its rows (seeds, trials); ``log``: of its log,
-    mapped back (geometric mean; the interval of a positive quantity on a log axis stays positive)."""
+    mapped back (geometric mean; the interval of a positive quantity on a log axis stays positive). A group of fewer
+    than ``range_below`` values gets the range of its values instead (a t-interval of two values is 12.7 half-ranges
+    wide: it would fill the panel and say nothing)."""
     def value(row: Row) -> Any:
         return math.log(row[column]) if isinstance(row[column], (int, float)) and row[column] > 0 else None
 
     out = []
     for group, members in group_by(rows, *keys).items():
-        stats = tables.interval_columns(value(r) if log else r[column] for r in members)
+        values = [value(r) if log else r[column] for r in members]
+        stats = tables.interval_columns(values)
+        finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        if 2 <= len(finite) < range_below:
+            stats |= {"low": min(finite), "high": max(finite)}
         out.append(dict(zip(keys, group, strict=True)) | stats | ({k: math.exp(stats[k]) for k in ("mean", "low", "high")} if log else {}))
     return out
 
@@ -136,7 +142,7 @@ def _depth_load(results: Path, params: dict) -> Data | None:
     seeds = read_csv(per_seed)
     logged = [q for q in dict.fromkeys(r["quantity"] for r in loaded["rows"]) if seeds and q in seeds[0]]
     rows = [r for r in loaded["rows"] if r["quantity"] not in logged]
-    rows += [r | {"quantity": q} for q in logged for r in over_seeds(seeds, ("init", "activation", "depth"), q, log=True)]
+    rows += [r | {"quantity": q} for q in logged for r in over_seeds(seeds, ("init", "activation", "depth"), q, log=True, range_below=3)]
     return loaded | {"rows": rows, "log_quantities": logged}
 
 
@@ -182,7 +188,8 @@ def plot_depth(data: Data) -> Figure:
                                markeredgecolor="r"))
     side_legend(next(ax for ax in grid[0][::-1] if ax.get_visible()), extra=keys, series=False)
     logged = data.get("log_quantities", [])
-    lines = (f"lines: geometric mean, bands: {LOG_INTERVAL} for the at-init rows ({', '.join(logged)}); mean and {INTERVAL} for the "
+    lines = (f"lines: geometric mean, bands: {LOG_INTERVAL} for the at-init rows ({', '.join(logged)}; where only 2 seeds "
+             f"were measured, as lambda_max, the band is their range); mean and {INTERVAL} for the "
              f"rest (a lower end below 0 not drawn on the log axis)" if logged else f"lines: mean, bands: {INTERVAL}")
     return finish(fig, "Depth study: trainability, sharpness and signal propagation vs depth",
                   f"{lines[0].upper() + lines[1:]}, {n_text([r['n'] for r in rows], 'seeds')} per point; train loss: each init at its "
