@@ -207,7 +207,7 @@ VERDICT_COLORS = {"better": "#009E73", "worse": "#D55E00", "no different": "#7F7
 def figure(values: dict, compared: dict[str, list[Row]], settings: dict, params: dict):
     """Per activation (columns): the primary metric and lambda_max(H_0) per init, dot and 95% interval, inits in
     leaderboard order, coloured by the Holm verdict vs the reference on the primary metric."""
-    from initlab.pipeline.style import finish, n_text, new_figure
+    from initlab.pipeline.style import finish, log_ticks, n_text, new_figure
 
     activations, inits, primary = settings["activations"], settings["inits"], primary_key(settings)
     curvature = ("lambda_max", settings["depths"][0], "", AT_INIT, 0)
@@ -224,7 +224,9 @@ def figure(values: dict, compared: dict[str, list[Row]], settings: dict, params:
                 ax.errorbar([iv.mean], [y], xerr=[[iv.mean - iv.low], [iv.high - iv.mean]] if iv.n > 1 else None,
                             fmt="o", color=color, markersize=4, capsize=2)
             ax.set_yticks(range(len(order)), order, fontsize=7)
-            ax.set_xscale("log" if key == curvature and ax.dataLim.x0 > 0 else "linear")
+            if key == curvature and ax.dataLim.x0 > 0:
+                ax.set_xscale("log")
+                log_ticks(ax.xaxis)  # plain numbers: '20', not '2x10^1' labels that run into each other
             ax.set_xlabel(key_label(key), fontsize=8)
             ax.set_title(f"{activation}: {'rank by ' if row == 0 else ''}{QUANTITIES[key[0]].label}", fontsize=9)
             ax.grid(alpha=0.3, axis="x")
@@ -256,7 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     reports = Path(args.reports)
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "bench.md").write_text(report(values, compared, settings, params) + "\n")
-    save_figure(figure(values, compared, settings, params), figure_path(args.reports))
+    from initlab.pipeline.figure_checks import check_figure
+
+    drawn = figure(values, compared, settings, params)
+    save_figure(drawn, figure_path(args.reports))
+    for defect in check_figure(drawn):  # after saving, as the figures stage does: new data may make labels collide
+        print(f"bench: warning: bench.png: {defect}", file=sys.stderr, flush=True)
 
 
 def figure_path(reports: str | Path) -> Path:
