@@ -298,15 +298,16 @@ def plot_lr_fairness(data: Data) -> Figure:
             x = np.array([settings.index(r["setting"]) for r in group]) + dodge(i, len(inits), 0.15)
             ax.errorbar(x, [r["test_acc_mean"] for r in group], yerr=yerr(group, "test_acc_mean", "test_acc_low", "test_acc_high"),
                         capsize=3, label=init, **series_style(init) | {"linestyle": ""})
-            for xi, r in zip(x, group, strict=True):
-                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_low"]), xytext=(0, -4), textcoords="offset points", fontsize=7,
-                            rotation=90, ha="center", va="top")
+            for xi, r in zip(x, group, strict=True):  # under the point; above it where the label would leave the panel
+                below = r["test_acc_low"] - ylim[0] > 0.25 * (ylim[1] - ylim[0])
+                ax.annotate(f"lr {r['lr']:.2g}", (xi, r["test_acc_low"] if below else r["test_acc_high"]), xytext=(0, -4 if below else 4),
+                            textcoords="offset points", fontsize=7, rotation=90, ha="center", va="top" if below else "bottom")
         ax.set_xticks(range(len(settings)), [s.replace("_", " ") for s in settings])
         axes(ax, "lr setting", "test accuracy", optim, legend=False)
     side_legend(panels[-1][0])
     return finish(fig, "Fair lr comparison: test accuracy per init",
                   f"After {longest:g} epochs. Points: mean, error bars: {INTERVAL}, {n_text([r['n'] for r in rows], 'seeds')}; settings: the optimizer's default "
-                  f"lr, the best lr of the grid (chosen on validation loss), lr = c / lambda_max(H_0); the lr under each point. y-range: "
+                  f"lr, the best lr of the grid (chosen on validation loss), lr = c / lambda_max(H_0); the lr under each point (above it near the bottom). y-range: "
                   f"the default and best-lr points with at least the non-inferiority margin ({margin:g}) as padding; triangles at the "
                   f"bottom edge: points below it, with their mean.")
 
