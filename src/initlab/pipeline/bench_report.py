@@ -22,7 +22,6 @@ from typing import Any
 
 from initlab.pipeline.bench import AT_INIT, bench_file
 from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv
-from initlab.pipeline.tables import group_by
 from initlab.stats import Interval, holm, region_p_values, t_interval
 
 Row = dict[str, Any]
