@@ -44,10 +44,10 @@ def test_study_spectra_and_data_demos_create_every_tensor_on_the_stage_device(re
     with torch.device("meta"), recorder:
         lr = study.lr_study(STUDY, params, context)
         depth = study.depth_study(DEPTH, params, context)
-        measured = spectra.init_spectra((SPECTRA, params, context, "spectral", 0.3))
+        measured = [spectra.init_spectra((SPECTRA, params, context, "spectral", 0.3, part)) for part in spectra.PARTS]
         for name in ("lr_stability", "symmetry"):
             run_demo(name, params, results, torch.device("cpu"))
     assert recorder.devices == {"cpu"}
     assert {r["setting"] for r in lr["lr/runs"]} == {"grid", "curvature"}  # both defaults lie on the grid
     assert {r["epochs"] for r in lr["lr/budgets"]} == {1.0, 2.0} and depth["depth/runs"]
-    assert [r["state"] for r in measured["spectra"]] == ["init", "trained"]
+    assert [r["state"] for part in measured for r in part["spectra"]] == ["init", "trained"]

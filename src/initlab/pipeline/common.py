@@ -12,7 +12,7 @@ import gzip
 import io
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +175,20 @@ def sample_train_batch(train, n: int | None = None, seed: int = 0):
     return train.x[idx], train.y[idx]
 
 
-def parallel_map(function, tasks: Sequence, workers: int) -> list:
+def parallel_map(function, tasks: Sequence, workers: int, cost: Callable[[Any], float] | None = None) -> list:
     """``[function(task) for task in tasks]``, in ``workers`` spawned processes when more than one (results in task
-    order; every task seeds itself, so the output does not depend on ``workers``)."""
+    order; every task seeds itself, so the output does not depend on ``workers`` or on the order tasks run in).
+    ``cost``: a task's relative cost; the costliest start first (longest-processing-time order), so the stage does
+    not end on one long task while the other workers idle."""
     if workers <= 1 or len(tasks) <= 1:
         return [function(task) for task in tasks]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    order = sorted(range(len(tasks)), key=lambda i: -cost(tasks[i])) if cost else range(len(tasks))
     with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(function, tasks))
+        futures = {i: pool.submit(function, tasks[i]) for i in order}
+        return [futures[i].result() for i in range(len(tasks))]
 
 
 def read_json(path: str | Path) -> Any:

@@ -477,6 +477,17 @@ def lr_search(task: tuple) -> list[Row]:
     return [labels | {"lambda_max": lams[r["seed"]]} | r for r in rows]
 
 
+def lr_search_cost(task: tuple) -> float:
+    """A search's relative cost: a refined one trains its refinement arms to the longest budget too (1.5x, measured)."""
+    settings, optim = task[0], task[5]
+    return 1.5 if optim in settings["refine"]["optims"] else 1.0
+
+
+def depth_cost(task: tuple) -> float:
+    """A depth task's relative cost: its depth plus the first layer (784 x width: about 3 hidden layers of width 256)."""
+    return task[4] + 3
+
+
 def lr_study(settings: dict, params: dict, context: "StageContext") -> dict[str, list[Row]]:
     """Per activation, init and seed: lambda_max at init (and Theorem 2's rows); per activation, init and optimizer:
     every seed at the grid lrs (successive halving, extended at an edge, refined around the selection), the default lr
@@ -488,7 +499,7 @@ def lr_study(settings: dict, params: dict, context: "StageContext") -> dict[str,
     lams = {(r["activation"], r["init"], r["seed"]): r["lambda_max"] for r in at_init}
     tasks = [(settings, params, context, a, init, optim, {seed: lams[(a, init, seed)] for seed in params["seeds"]})
              for a in settings["activations"] for init in params["inits"] for optim in params["optimizers"]]
-    budgets = [row for rows in context.map(lr_search, tasks) for row in rows]
+    budgets = [row for rows in context.map(lr_search, tasks, cost=lr_search_cost) for row in rows]
     final = longest(budgets)
     return {"lr/runs": final, "lr/budgets": budgets, "lr/at_init": at_init, "lr/theorem2": bounds,
             "lr_grid": tables.lr_grid_table(budgets), "lr_fairness": tables.lr_fairness_table(budgets)}
@@ -561,12 +572,13 @@ def depth_study(settings: dict, params: dict, context: "StageContext") -> dict[s
     """Per activation, depth and init: the at-init quantities for every seed; at the ``train_depths`` the lr search
     over c / lambda_0 (lambda_0: geometric mean of lambda_max at init over the curvature seeds)."""
     configs = [(a, d, i) for a in settings["activations"] for d in settings["depths"] for i in settings["inits"]]
-    at_init = [row for rows in context.map(depth_config_at_init, [(settings, params, context, *c) for c in configs]) for row in rows]
+    at_init = [row for rows in context.map(depth_config_at_init, [(settings, params, context, *c) for c in configs], cost=depth_cost)
+               for row in rows]
     lambda_0 = {key: tables.geometric_mean(r["lambda_max"] for r in group)
                 for key, group in tables.group_by(at_init, "activation", "depth", "init").items()}
     tasks = [(settings, params, context, a, d, i, lambda_0[(a, d, i)]) for a, d, i in configs
              if d in settings["train_depths"] and i in settings["train_inits"]]
-    budgets = [row for rows in context.map(depth_search, tasks) for row in rows]
+    budgets = [row for rows in context.map(depth_search, tasks, cost=depth_cost) for row in rows]
     runs = [r for r in longest(budgets) if r["lr"] == r["best_lr"]]
     return {"depth/runs": runs, "depth/budgets": budgets, "depth/at_init": at_init,
             "depth": tables.depth_table({"runs": runs, "at_init": at_init})}
@@ -588,8 +600,9 @@ class StageContext:
         read once per process."""
         return _loaded(self.data_file, self.device, samples)
 
-    def map(self, function: Callable[[tuple], Any], tasks: list[tuple]) -> list[Any]:
-        return parallel_map(function, tasks, self.workers)
+    def map(self, function: Callable[[tuple], Any], tasks: list[tuple], cost: Callable[[tuple], float] | None = None
+            ) -> list[Any]:
+        return parallel_map(function, tasks, self.workers, cost)
 
 
 @functools.cache
