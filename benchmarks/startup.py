@@ -19,7 +19,6 @@ start-up and records may cost at most as much again as Lightning's own).
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile

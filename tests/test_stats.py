@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from initlab.stats import (bootstrap_interval, dkw_interval, dkw_p_values, holm, interval, mean_std, min_detectable_difference,
-                           region_p_values, sign_flip_p, t_interval)
+from initlab.stats import (bootstrap_interval, bracketed_interval, dkw_interval, dkw_p_values, holm, interval, mean_std,
+                           min_detectable_difference, region_p_values, sign_flip_p, t_interval)
 
 # t_{0.975, df} from a printed table (Student's t, two-sided 95%).
 T_TABLE = {1: 12.706, 2: 4.303, 4: 2.776, 9: 2.262}
@@ -116,3 +116,14 @@ def test_p_values_are_valid_where_the_variance_is_zero() -> None:
         for method in ("t", "bootstrap"):
             for p in region_p_values(values, values, *sorted(rng.uniform(-3, 3, size=2)), method):
                 assert 0.0 < p <= 1.0
+
+
+def test_an_unbounded_grid_end_is_never_shown_inside_or_beyond_a_bound() -> None:
+    """A grid-valued statistic whose true value lies in [lows_i, highs_i] with highs_i = inf (past the grid's top) can
+    not be shown below any bound: dropping the inf seed instead would claim it."""
+    lows, highs = [5.0, 5.1, 4.9, 5.2], [6.0, 6.2, 6.1, math.inf]
+    assert region_p_values(lows, highs, 0.0, 10.0)[0] == 1.0  # inside [0, 10] needs the highs below 10: unbounded
+    assert region_p_values(lows, highs[:3] + [6.3], 0.0, 10.0)[0] < 0.01  # the same with a finite end is shown inside
+    assert region_p_values([-math.inf, 1.0, 1.1], [1.0, 1.1, 1.2], -5.0, 5.0)[0] == 1.0  # mirror image: no lower bound
+    iv = bracketed_interval([5.0, 5.1, 4.9, 5.2], lows, highs)
+    assert iv.low < 5.0 and iv.high == math.inf and iv.mean == pytest.approx(5.05)

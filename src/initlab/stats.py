@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 __all__ = [
-    "INTERVALS", "Interval", "bootstrap_interval", "dkw_interval", "dkw_p_values", "finite", "holm", "interval", "mean_std",
+    "INTERVALS", "Interval", "bootstrap_interval", "bracketed_interval", "dkw_interval", "dkw_p_values", "finite", "holm", "interval", "mean_std",
     "min_detectable_difference", "region_p_values", "sign_flip_p", "t_interval",
 ]
 
@@ -113,6 +113,24 @@ def interval(values: Iterable[Any], method: str = "t", level: float = 0.95) -> I
     return INTERVALS[method](values, level=level)
 
 
+def unbounded(values: Iterable[Any], sign: int) -> bool:
+    """Whether ``values`` hold ``sign`` x inf: a grid-valued end beyond the grid's last value (no bound on that side)."""
+    return any(isinstance(v, float) and v == sign * math.inf for v in values)
+
+
+def bracketed_interval(points: Iterable[Any], lows: Iterable[Any], highs: Iterable[Any], method: str = "t",
+                       level: float = 0.95) -> Interval:
+    """The interval of a grid-valued statistic: each seed's true value lies somewhere in [lows_i, highs_i] (the grid
+    value and its neighbour), so the interval runs from the low end of the ``lows``' interval to the high end of the
+    ``highs``' (unbounded where an end is infinite: beyond the grid); mean and std are the grid ``points``'. An
+    interval never claims more resolution than the grid it came from."""
+    points, lows, highs = list(points), list(lows), list(highs)
+    iv = interval(points, method, level)
+    low = -math.inf if unbounded(lows, -1) else interval(lows, method, level).low
+    high = math.inf if unbounded(highs, +1) else interval(highs, method, level).high
+    return Interval(iv.n, iv.mean, iv.std, low, high, method, level)
+
+
 # ---------------------------------------------------------------- decisions: p-values, Holm, power
 
 
@@ -134,9 +152,13 @@ def _p_greater(values: Iterable[Any], bound: float, method: str) -> float:
     """One-sided p-value of H0: mean <= ``bound`` (small when the values show mean > bound), by ``method``:
     Student t, or the share of bootstrap means <= bound (the percentile interval's own tail); the exact sign-flip
     test where every value is equal (the t statistic undefined). An unbounded side (``bound`` = -inf) is no
-    constraint: 0, used only inside :func:`region_p_values`' max with the finite side."""
+    constraint: 0, used only inside :func:`region_p_values`' max with the finite side. A value of -inf (a grid-valued
+    lower end past the grid) leaves the mean unbounded below: 1."""
     if bound == -math.inf:
         return 0.0
+    values = list(values)
+    if unbounded(values, -1):  # a value with no lower bound (a grid end) cannot be shown above anything
+        return 1.0
     kept = finite(values)
     if len(kept) < 2 or bound == math.inf:
         return 1.0
@@ -151,7 +173,8 @@ def _p_greater(values: Iterable[Any], bound: float, method: str) -> float:
 
 def _p_less(values: Iterable[Any], bound: float, method: str) -> float:
     """One-sided p-value of H0: mean >= ``bound`` (the mirror image of :func:`_p_greater`)."""
-    return _p_greater([-v for v in finite(values)], -bound, method)
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return _p_greater([-v for v in numbers], -bound, method)  # +inf (no upper bound) becomes -inf: unbounded below
 
 
 def region_p_values(lows: Iterable[Any], highs: Iterable[Any], low: float, high: float, method: str = "t") -> tuple[float, float]:
@@ -161,7 +184,7 @@ def region_p_values(lows: Iterable[Any], highs: Iterable[Any], low: float, high:
     a plain statistic; a grid-valued one lies somewhere in [lows_i, highs_i]): inside needs the interval of
     ``lows`` above ``low`` and that of ``highs`` below ``high``; outside needs ``highs`` below ``low`` or
     ``lows`` above ``high``. Each one-sided p is doubled (a two-sided 95% interval has 2.5% in each tail)."""
-    lows, highs = finite(lows), finite(highs)
+    lows, highs = list(lows), list(highs)  # an infinite end stays: it is a side the values leave unbounded
     inside = 2 * max(_p_greater(lows, low, method), _p_less(highs, high, method))
     outside = 2 * min(_p_less(highs, low, method) if low > -math.inf else 1.0, _p_greater(lows, high, method) if high < math.inf else 1.0)
     return _valid(inside), _valid(outside)

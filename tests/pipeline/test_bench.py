@@ -38,7 +38,28 @@ def holm_by_hand(p: list[float]) -> list[float]:
 
 
 def values_of(table: dict[str, list[float]], key=KEY, activation="relu") -> dict:
-    return {(activation, init, key): dict(enumerate(xs, start=1)) for init, xs in table.items()}
+    """Plain (not grid-valued) samples: each seed's value is where its true value lies."""
+    return {(activation, init, key): {s: (x, x, x) for s, x in enumerate(xs, start=1)} for init, xs in table.items()}
+
+
+LR_GRID = [0.01, 0.0316, 0.1, 0.316, 1.0]
+STABLE = ("max_stable_sgd_lr", 2, "sgd", "grid", 1)
+
+
+def test_a_grid_valued_quantity_gets_no_finer_interval_than_its_grid():
+    settings = {"lr_grid": {"sgd": LR_GRID}, "stability": {"factors": [0.5, 1.0, 2.0]}}
+    rows = [{"activation": "relu", "init": init, "quantity": STABLE[0], "depth": 2, "optim": "sgd", "setting": "grid", "epochs": 1,
+             "seed": seed, "value": value} for init, value in (("ref", 0.316), ("top", 1.0), ("low", 0.0316)) for seed in range(1, 6)]
+    values = bench_report.per_seed(rows, settings)
+    ref = bench_report.estimate(values[("relu", "ref", STABLE)])
+    assert (ref.mean, ref.low, ref.high) == (0.316, 0.316, 1.0)  # every seed at 0.316: the true lr lies in [0.316, 1.0)
+    assert bench_report.estimate(values[("relu", "top", STABLE)]).high == math.inf  # past the grid's top: unbounded
+    same, p_same = bench_report.difference(values[("relu", "ref", STABLE)], values[("relu", "ref", STABLE)])
+    assert same.low == pytest.approx(0.316 - 1.0) and same.high == pytest.approx(1.0 - 0.316) and p_same == 1.0
+    apart, p_apart = bench_report.difference(values[("relu", "ref", STABLE)], values[("relu", "low", STABLE)])
+    assert apart.low == pytest.approx(0.316 - 0.1) and p_apart == pytest.approx(2 / 2**5)  # two grid steps: exact sign-flip floor
+    plain = bench_report.per_seed([r | {"quantity": "test_acc", "setting": "best_lr"} for r in rows], settings)
+    assert bench_report.estimate(plain[("relu", "ref", ("test_acc", 2, "sgd", "best_lr", 1))]).high == 0.316  # not grid-valued
 
 
 def test_comparisons_are_paired_t_tests_with_holm_and_directional_verdicts():
@@ -240,7 +261,7 @@ def test_adding_an_init_runs_only_its_stage_and_its_verdicts_follow_from_its_num
                  and (r["quantity"], r["depth"], r["optim"], r["setting"], r["epochs"]) == key
                  and r["value"] not in ("", "nan") and (*key, r["seed"]) in reference and math.isfinite(reference[(*key, r["seed"])])]
         assert math.isclose(float(row["diff"]), sum(diffs) / len(diffs), rel_tol=1e-6, abs_tol=1e-12)
-        if len(set(diffs)) > 1:
+        if len(set(diffs)) > 1 and row["quantity"] not in bench_report.GRIDS:  # grid-valued: the bracket's p, tested above
             assert math.isclose(float(row["p"]), scipy_stats.ttest_1samp(diffs, 0.0).pvalue, rel_tol=1e-6)
         assert math.isclose(float(row["p_holm"]), adjusted[id(row)], rel_tol=1e-9)
         direction = bench_report.QUANTITIES[row["quantity"]].direction

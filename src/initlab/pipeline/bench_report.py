@@ -4,8 +4,11 @@
                                               # reports/bench.md, reports/bench.png
 
 Per activation and quantity (a quantity at one depth, optimizer, setting and budget): mean and 95%
-Student-t interval over seeds (``initlab.stats``); each init's difference from the activation's
-reference, paired by seed, with its two-sided p-value (``stats.region_p_values`` of the region {0}),
+Student-t interval over seeds (``initlab.stats``); a grid-valued quantity (:data:`GRIDS`: the safe GD
+factor, the max stable lr) lies somewhere between its grid value and the next one up, so its interval
+(``stats.bracketed_interval``) never claims more resolution than the grid. Each init's difference from
+the activation's reference, paired by seed, with its two-sided p-value (``stats.region_p_values`` of the
+region {0}),
 Holm-adjusted (``stats.holm``) over every init x quantity of the activation. A verdict is
 better / worse where the adjusted p <= ``alpha`` and the quantity has a direction (higher or lower is
 better), higher / lower where it has none (curvature, gains: descriptive), no different otherwise.
@@ -15,17 +18,19 @@ one above it has a 95% interval containing 0 shares its rank (``=``).
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from initlab.pipeline.bench import AT_INIT, bench_file
 from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv
-from initlab.stats import Interval, holm, region_p_values, t_interval
+from initlab.stats import Interval, bracketed_interval, holm, region_p_values
 
 Row = dict[str, Any]
 Key = tuple  # (quantity, depth, optim, setting, epochs)
+Sample = tuple[float, float, float]  # a seed's value and where its true value lies: (value, low end, high end)
+Samples = dict[int, Sample]  # seed -> sample
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ QUANTITIES: dict[str, Quantity] = {
     "val_acc": Quantity("val acc", +1, 4),
     "test_acc": Quantity("test acc", +1, 4),
 }
+GRIDS: dict[str, Callable[[dict, Key], Sequence[float]]] = {  # grid-valued quantities: their grid (params.yaml bench)
+    "safe_step_factor": lambda settings, key: settings["stability"]["factors"],  # the largest safe c of the scan
+    "max_stable_sgd_lr": lambda settings, key: settings["lr_grid"][key[2]],  # the largest grid lr not diverged
+}
 VERDICTS = {(1, 1): "better", (1, -1): "worse", (-1, 1): "worse", (-1, -1): "better", (0, 1): "higher", (0, -1): "lower"}
 
 
@@ -61,29 +70,50 @@ def key_label(key: Key) -> str:
     return f"{QUANTITIES[name].label}{where}, depth {depth}"
 
 
-def per_seed(rows: Sequence[Row]) -> dict[tuple, dict[int, float]]:
-    """(activation, init, key) -> {seed: value} (nan for a diverged run's value: dropped from every interval)."""
-    table: dict[tuple, dict[int, float]] = {}
+def ends(value: float, grid: Sequence[float] | None) -> Sample:
+    """Where a seed's true value lies: at ``value`` (no grid), or for a grid value from it up to the next grid value
+    (inf past the grid's top; from 0 to the first grid value when none passed)."""
+    if grid is None or not math.isfinite(value):
+        return value, value, value
+    above = [g for g in sorted(grid) if g > value]
+    return value, value, (above[0] if above else math.inf)
+
+
+def per_seed(rows: Sequence[Row], settings: dict) -> dict[tuple, Samples]:
+    """(activation, init, key) -> {seed: sample} (nan for a diverged run's value: dropped from every interval)."""
+    table: dict[tuple, Samples] = {}
     for r in rows:
         value = r["value"] if isinstance(r["value"], float | int) and not isinstance(r["value"], bool) else math.nan
-        table.setdefault((r["activation"], r["init"], key_of(r)), {})[r["seed"]] = float(value)
+        key = key_of(r)
+        grid = GRIDS[key[0]](settings, key) if key[0] in GRIDS else None
+        table.setdefault((r["activation"], r["init"], key), {})[r["seed"]] = ends(float(value), grid)
     return table
 
 
-def paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
-    """a - b for the seeds both have."""
-    return [a[s] - b[s] for s in sorted(a.keys() & b.keys())]
+def estimate(samples: Samples) -> Interval:
+    """Mean and 95% t interval over seeds (for a grid-valued quantity: from the grid values' low end to the next grid
+    values' high end)."""
+    values, lows, highs = zip(*samples.values(), strict=True) if samples else ((), (), ())
+    return bracketed_interval(values, lows, highs)
 
 
-def comparisons(values: dict[tuple, dict[int, float]], activation: str, reference: str, alpha: float) -> list[Row]:
+def difference(a: Samples, b: Samples) -> tuple[Interval, float]:
+    """a - b paired by seed (the seeds both have): its interval (a grid value's ends: [a_low - b_high, a_high - b_low])
+    and the two-sided p-value of 'differs from 0'."""
+    seeds = sorted(a.keys() & b.keys())
+    points = [a[s][0] - b[s][0] for s in seeds]
+    lows, highs = [a[s][1] - b[s][2] for s in seeds], [a[s][2] - b[s][1] for s in seeds]
+    iv = bracketed_interval(points, lows, highs)
+    return iv, (region_p_values(lows, highs, 0.0, 0.0)[1] if iv.n >= 2 else 1.0)
+
+
+def comparisons(values: dict[tuple, Samples], activation: str, reference: str, alpha: float) -> list[Row]:
     """Every init x quantity of ``activation`` against ``reference``: paired difference, raw and Holm p, verdict."""
     rows = []
     for (act, init, key), seeds in values.items():
         if act != activation or init == reference or (act, reference, key) not in values:
             continue
-        diff = paired(seeds, values[(act, reference, key)])
-        iv = t_interval(diff)
-        p = region_p_values(diff, diff, 0.0, 0.0)[1] if iv.n >= 2 else 1.0
+        iv, p = difference(seeds, values[(act, reference, key)])
         rows.append({"activation": act, "init": init, "key": key, "diff": iv, "p": p})
     for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
         sign = 0 if adjusted > alpha else (1 if row["diff"].mean > 0 else -1)
@@ -97,11 +127,11 @@ def primary_key(settings: dict) -> Key:
     return (primary["quantity"], settings["depths"][0], primary["optim"], primary["setting"], max(settings["budgets"]))
 
 
-def ranking(values: dict[tuple, dict[int, float]], activation: str, inits: Sequence[str], key: Key) -> list[tuple[str, str]]:
+def ranking(values: dict[tuple, Samples], activation: str, inits: Sequence[str], key: Key) -> list[tuple[str, str]]:
     """(rank, init) ordered by the primary metric's mean (best first); '=' marks an init tied with the one above
     (their paired difference's 95% interval contains 0), sharing its rank."""
     direction = QUANTITIES[key[0]].direction or 1
-    means = {i: t_interval(values.get((activation, i, key), {}).values()).mean for i in inits}
+    means = {i: estimate(values.get((activation, i, key), {})).mean for i in inits}
     order = sorted(inits, key=lambda i: -direction * means[i] if math.isfinite(means[i]) else math.inf)
     ranks, rank = [], 0
     for k, init in enumerate(order):
@@ -112,8 +142,8 @@ def ranking(values: dict[tuple, dict[int, float]], activation: str, inits: Seque
     return ranks
 
 
-def _tied(a: dict[int, float], b: dict[int, float]) -> bool:
-    iv = t_interval(paired(a, b))
+def _tied(a: Samples, b: Samples) -> bool:
+    iv = difference(a, b)[0]
     return not (iv.low > 0 or iv.high < 0)
 
 
@@ -142,11 +172,12 @@ def activation_section(values: dict, compared: list[Row], activation: str, setti
     reference, primary = settings["reference"][activation], primary_key(settings)
     verdict = {(r["init"], r["key"]): r for r in compared}
     keys = [primary, *headline_keys(settings)]
-    interval_of = {(i, k): t_interval(values.get((activation, i, k), {}).values()) for i in inits for k in keys}
+    interval_of = {(i, k): estimate(values.get((activation, i, k), {})) for i in inits for k in keys}
     counts = {n for (i, k), iv in interval_of.items() if (n := iv.n)}
     lines = [f"## {activation} (reference: {reference})", "",
              f"Ordered by {key_label(primary)}; mean [95% t interval] over n = {'-'.join(map(str, sorted({min(counts), max(counts)})))} "
-             f"seeds; `=`: cannot be told apart from the init above (paired 95% interval of the difference contains 0). "
+             f"seeds (grid-valued columns, {' and '.join(QUANTITIES[q].label for q in GRIDS)}: from the grid value to the next "
+             f"grid value up, where the true value lies; inf: past the grid's top); `=`: cannot be told apart from the init above (paired 95% interval of the difference contains 0). "
              f"vs {reference}: paired difference, Holm-adjusted verdict over all {len(compared)} comparisons of this activation.", ""]
     header = ["rank", "init", key_label(primary), f"vs {reference}", *(key_label(k) for k in keys[1:]), "better / worse / no different"]
     rows = []
@@ -192,7 +223,7 @@ def leaderboard_rows(values: dict, compared: dict[str, list[Row]]) -> list[Row]:
     versus = {(r["activation"], r["init"], r["key"]): r for rows in compared.values() for r in rows}
     out = []
     for (activation, init, key), seeds in values.items():
-        iv, vs = t_interval(seeds.values()), versus.get((activation, init, key))
+        iv, vs = estimate(seeds), versus.get((activation, init, key))
         out.append({"activation": activation, "init": init, **dict(zip(("quantity", "depth", "optim", "setting", "epochs"), key)),
                     "n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high}
                    | ({"diff_n": vs["diff"].n, "diff": vs["diff"].mean, "diff_low": vs["diff"].low, "diff_high": vs["diff"].high,
@@ -218,7 +249,7 @@ def figure(values: dict, compared: dict[str, list[Row]], settings: dict, params:
         for row, key in enumerate((primary, curvature)):
             ax = axs[row, col]
             for y, init in enumerate(order):
-                iv = t_interval(values.get((activation, init, key), {}).values())
+                iv = estimate(values.get((activation, init, key), {}))
                 color = VERDICT_COLORS["reference" if init == reference else verdict.get(init, "no different")]
                 ax.errorbar([iv.mean], [y], xerr=[[iv.mean - iv.low], [iv.high - iv.mean]] if iv.n > 1 else None,
                             fmt="o", color=color, markersize=4, capsize=2)
@@ -229,7 +260,7 @@ def figure(values: dict, compared: dict[str, list[Row]], settings: dict, params:
             ax.set_xlabel(key_label(key), fontsize=8)
             ax.set_title(f"{activation}: {'rank by ' if row == 0 else ''}{QUANTITIES[key[0]].label}", fontsize=9)
             ax.grid(alpha=0.3, axis="x")
-    counts = [t_interval(v.values()).n for v in values.values()]
+    counts = [estimate(v).n for v in values.values()]
     title = (f"{len(inits)} inits on {params['data']} ranked by {key_label(primary)}, with lambda_max(H_0) at init "
              f"(references: {', '.join(a + ' ' + settings['reference'][a] for a in activations)})")
     caption = (f"Dots: means over {n_text(counts, 'seeds')}; bars: 95% t intervals. Colour: the Holm-adjusted verdict of the "
@@ -251,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"initlab: bench.reference.{missing[0]} (params.yaml): got {settings['reference'].get(missing[0])!r}, "
               f"must be one of bench.inits", file=sys.stderr, flush=True)
         raise SystemExit(2)
-    values = per_seed([row for init in settings["inits"] for row in read_csv(bench_file(args.results, init))])
+    values = per_seed([row for init in settings["inits"] for row in read_csv(bench_file(args.results, init))], settings)
     compared = {a: comparisons(values, a, settings["reference"][a], settings["alpha"]) for a in settings["activations"]}
     write_csv(Path(args.results) / "bench" / "leaderboard.csv", leaderboard_rows(values, compared))
     reports = Path(args.reports)

@@ -32,8 +32,8 @@ import numpy as np
 from initlab.init import spectral_std
 from initlab.pipeline.grid_edges import edge_words, on_grid_edge
 from initlab.pipeline.tables import Row, group_by, loss_or_inf, setting_runs
-from initlab.stats import (Interval, dkw_interval, dkw_p_values, finite, holm, interval, mean_std, min_detectable_difference,
-                           region_p_values)
+from initlab.stats import (Interval, bracketed_interval, dkw_interval, dkw_p_values, finite, holm, mean_std,
+                           min_detectable_difference, region_p_values)
 
 VERIFIED, CONTRADICTED = "verified", "contradicted"
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
@@ -170,8 +170,7 @@ def empirical(cid: str, spec: dict[str, Any], per_seed: Sequence[float | None], 
     method, drop = spec.get("interval", "t"), spec.get("drop_seed")
     points = _drop(per_seed, drop)
     lows, highs = _drop(per_seed if lower is None else lower, drop), _drop(per_seed if upper is None else upper, drop)
-    iv_point, iv_low, iv_high = interval(points, method), interval(lows, method), interval(highs, method)
-    iv = Interval(iv_point.n, iv_point.mean, iv_point.std, iv_low.low, iv_high.high, method)
+    iv = bracketed_interval(points, lows, highs, method)
     low, high = region(spec, reference)
     p_in, p_out = region_p_values(lows, highs, low, high, method)
     widths = finite(h - l for l, h in zip(lows, highs, strict=True) if l is not None and h is not None)

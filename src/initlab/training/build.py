@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, open_dict
 from torch import Tensor, nn
 
 from initlab.models import instantiate_model
