@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from initlab.pipeline import spectra, study
-from initlab.pipeline.demos.__main__ import run_demo
+from initlab.pipeline.demos import run_demo
 from initlab.pipeline.prepare import prepare
 from tests.analysis.test_engine import DeviceRecorder
 

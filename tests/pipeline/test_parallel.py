@@ -3,13 +3,14 @@ files the same with one worker or two."""
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import yaml
 
 from initlab.pipeline.common import parallel_map
-from initlab.pipeline.demos.__main__ import main as demos_main
 from initlab.pipeline.prepare import prepare
 
 
@@ -42,7 +43,9 @@ def test_demo_stage_writes_the_same_files_with_one_worker_or_two(tmp_path):
         root = tmp_path / f"workers-{workers}"
         prepare("digits", 1, root)
         (root / "params.yaml").write_text(yaml.safe_dump(params | {"workers": workers}))
-        demos_main(["--params", str(root / "params.yaml"), "--results", str(root), "lr_stability", "symmetry"])
+        # the command dvc.yaml runs: its workers are spawned from a package's __main__, which they cannot import by name
+        subprocess.run([sys.executable, "-m", "initlab.pipeline.demos", "--params", str(root / "params.yaml"), "--results", str(root),
+                        "lr_stability", "symmetry"], check=True, capture_output=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
         outputs[workers] = digests(root / "demos")
     assert {"lr_stability/seed-1", "lr_stability/seed-2"} <= {str(Path(f).parent) for f in outputs[2]}
     assert outputs[1] == outputs[2]

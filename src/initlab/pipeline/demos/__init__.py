@@ -6,10 +6,14 @@ Each module has ``run(settings, context) -> None``; ``settings`` is its ``params
 ``context`` says where to write and which prepared data file to read (:class:`DemoContext`).
 """
 
+import dataclasses
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from initlab.pipeline.common import data_path
 
 DEMOS = (
     "rmt",
@@ -33,3 +37,28 @@ class DemoContext:
     data: str
     data_file: Path
     device: torch.device = torch.device("cpu")
+
+
+def demo_runs(name: str, params: dict, results: Path, device=None) -> list[tuple[str, dict, DemoContext]]:
+    """One demo's runs: (name, settings, context) once, or once per pipeline seed when its settings say ``per_seed``."""
+    context = DemoContext(out=results / "demos" / name, data=params["data"], data_file=data_path(results, params["data"]),
+                          **({"device": device} if device is not None else {}))
+    settings = (params.get("demos", {}) | params.get("data_demos", {}))[name]
+    if not settings.get("per_seed"):
+        return [(name, settings, context)]
+    return [(name, settings | {"seed": seed}, dataclasses.replace(context, out=context.out / f"seed-{seed}"))
+            for seed in params["seeds"]]
+
+
+def run_one(run: tuple[str, dict, DemoContext]) -> None:
+    """One run of a demo into its own folder (here, not in ``__main__``: a spawned worker imports it by name)."""
+    name, settings, context = run
+    context.out.mkdir(parents=True, exist_ok=True)
+    importlib.import_module(f"initlab.pipeline.demos.{name}").run(settings, context)
+    print(f"demo {name} (seed {settings['seed']}) -> {context.out}", flush=True)
+
+
+def run_demo(name: str, params: dict, results: Path, device=None) -> None:
+    """One demo in this process: once, or once per pipeline seed when its settings say ``per_seed``."""
+    for run in demo_runs(name, params, results, device):
+        run_one(run)
