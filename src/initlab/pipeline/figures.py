@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from initlab.pipeline import tables
-from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv, write_json
+from initlab.pipeline.common import load_params, parallel_map, read_csv, stage_parser, write_csv, write_json
 from initlab.pipeline.figure_checks import check_figure, claim, trend
 from initlab.pipeline.grid_edges import on_grid_edge
 from initlab.pipeline.style import (axes, band, describe, dodge, finish, key_handle, log_ticks, n_text, new_figure, ordinal_style,
@@ -786,22 +786,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out", default="reports", help="report folder (default: reports)")
     args = parser.parse_args(argv)
-    params, results, out = load_params(args.params), Path(args.results), Path(args.out)
-    index = []
-    for name, entry in FIGURES.items():
-        data = entry.load(results, params)
-        if data is None:
-            print(f"figures: {name} skipped (its inputs are not written yet)", flush=True)
-            continue
-        drawn = entry.plot(data)
-        title, caption = describe(drawn)
-        save_figure(drawn, out / "figures" / f"{name}.png")
-        for defect in check_figure(drawn):  # after saving: the PNG's bytes do not depend on the check
-            print(f"figures: warning: {name}: {defect}", file=sys.stderr, flush=True)
-        write_csv(out / "plots" / f"{name}.csv", data["rows"])
-        index.append({"name": name, "file": f"figures/{name}.png", "table": f"plots/{name}.csv", "title": title, "caption": caption})
-        print(f"figures: {out / 'figures' / name}.png", flush=True)
-    write_json(out / "figures.json", index)
+    params = load_params(args.params)
+    tasks = [(name, Path(args.results), Path(args.out), params) for name in FIGURES]
+    index = parallel_map(draw, tasks, params.get("workers", 1))
+    write_json(Path(args.out) / "figures.json", [entry for entry in index if entry is not None])
+
+
+def draw(task: tuple[str, Path, Path, dict]) -> Row | None:
+    """One figure: drawn from its inputs, saved, checked, its data table written; its index entry (None while its
+    inputs are not written yet). Figures are independent, so the stage draws them in ``workers`` processes."""
+    name, results, out, params = task
+    data = FIGURES[name].load(results, params)
+    if data is None:
+        print(f"figures: {name} skipped (its inputs are not written yet)", flush=True)
+        return None
+    drawn = FIGURES[name].plot(data)
+    title, caption = describe(drawn)
+    save_figure(drawn, out / "figures" / f"{name}.png")
+    for defect in check_figure(drawn):  # after saving: the PNG's bytes do not depend on the check
+        print(f"figures: warning: {name}: {defect}", file=sys.stderr, flush=True)
+    write_csv(out / "plots" / f"{name}.csv", data["rows"])
+    print(f"figures: {out / 'figures' / name}.png", flush=True)
+    return {"name": name, "file": f"figures/{name}.png", "table": f"plots/{name}.csv", "title": title, "caption": caption}
 
 
 if __name__ == "__main__":

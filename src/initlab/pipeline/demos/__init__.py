@@ -28,6 +28,12 @@ DEMOS = (
 )
 
 
+# Seconds of one run (one seed of a per_seed demo), one thread, measured 2026-12-06 on the 2-core machine: the stage
+# starts the longest runs first, so it does not end on a long one while the other worker idles. Order only, not output.
+RUN_SECONDS = {"canyon": 45.0, "curvature": 21.0, "edge_of_stability": 19.0, "lr_stability": 13.0, "rmt": 12.0, "symmetry": 8.0,
+               "variance_flow": 7.0, "deep_linear": 1.4, "elbow": 1.0}
+
+
 @dataclass(frozen=True)
 class DemoContext:
     """Output folder of the demo, the dataset name, the prepared data file it may read and the device its models and

@@ -10,7 +10,7 @@ out to ``params.yaml`` ``workers`` processes; the outputs do not depend on how m
 from pathlib import Path
 
 from initlab.pipeline.common import load_params, parallel_map, stage_device, stage_parser
-from initlab.pipeline.demos import DEMOS, demo_runs, run_one
+from initlab.pipeline.demos import DEMOS, RUN_SECONDS, demo_runs, run_one
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     device = stage_device(params.get("device", "cpu"))
     workers = params.get("workers", 1) if device.type == "cpu" else 1  # one process drives an accelerator
     runs = [run for name in args.names for run in demo_runs(name, params, Path(args.results), device)]
-    parallel_map(run_one, runs, workers)
+    parallel_map(run_one, runs, workers, cost=lambda run: RUN_SECONDS.get(run[0], 1.0))
 
 
 if __name__ == "__main__":
