@@ -142,10 +142,14 @@ def test_dvc_yaml_matches_params_and_modules():
             if "${" not in dep and not dep.startswith(("results/", "reports/")):
                 assert (PROJECT_ROOT / dep).exists(), f"{name}: missing dependency {dep}"
     assert set(params["demos"]) | set(params["data_demos"]) == set(DEMOS)
-    for section in ("demos", "data_demos"):
-        listed = dvc["stages"][section]["cmd"].split("initlab.pipeline.demos")[1].split()
-        outs = [next(iter(out)) if isinstance(out, dict) else out for out in dvc["stages"][section]["outs"]]
-        assert listed == list(params[section]) and outs == [f"results/demos/{name}" for name in params[section]]
+    listed = {stage: dvc["stages"][stage]["cmd"].split("initlab.pipeline.demos")[1].split() for stage in ("demos", "data_demos")}
+    assert sorted(listed["demos"] + listed["data_demos"]) == sorted(DEMOS)  # every demo run by exactly one stage
+    for stage, names in listed.items():
+        outs = [next(iter(out)) if isinstance(out, dict) else out for out in dvc["stages"][stage]["outs"]]
+        assert sorted(outs) == sorted(f"results/demos/{name}" for name in names)
+        for name in names:  # the stage reruns when the settings of any demo it runs change
+            section = "data_demos" if name in params["data_demos"] else "demos"
+            assert {section, f"{section}.{name}"} & set(dvc["stages"][stage]["params"]), f"{stage} runs {name} without {section}"
     assert not set(params["demos"]) & set(params["data_demos"])
     checks = {spec["check"] for spec in params["report"]["claims"]}
     assert checks == set(claims.CLAIMS)
