@@ -82,7 +82,7 @@ def test_successive_halving_keeps_arms_by_val_only():
         def advance(self, x, y, steps):
             pass
 
-        def record(self, data, eval_samples):
+        def record(self, data, eval_samples, test=True):
             return [ValOnly({"val_loss": abs(math.log10(lr) + 1) + 0.01 * seed, "test_loss": -math.log10(lr), "train_loss": 1.0})
                     for seed, lr in self.lrs.items()]
 

@@ -72,6 +72,28 @@ def test_halving_runs_each_arm_as_one_batch_of_seeds():
     assert sorted({r["steps"] for r in rows}) == [6, 12]
 
 
+def test_halving_without_test_at_every_budget_evaluates_test_at_the_longest_only():
+    """The depth study's setting: the same runs and train / val numbers, test left empty before the longest budget."""
+    data = _data()
+    models = dict(zip(SEEDS, _models("tanh"), strict=True))
+    settings = {"budgets": [1, 2], "batch_size": 16, "eta": 2, "min_keep": 1, "eval_samples": 20}
+
+    def rows(every: bool) -> list[dict]:
+        start = study.starter(lambda seed: copy.deepcopy(models[seed]), "sgd", SETTINGS | {"n_train": 96})
+        arms = [study.Arm({"c": c}, {seed: c * seed for seed in SEEDS}) for c in (0.01, 0.02)]
+        return study.successive_halving(arms, start, data, settings, test_every_budget=every)
+
+    full, lean = rows(True), rows(False)
+    longest = max(r["steps"] for r in full)
+    assert len(full) == len(lean)
+    for f, l in zip(full, lean, strict=True):
+        assert {k: v for k, v in f.items() if not k.startswith("test_")} == {k: v for k, v in l.items() if not k.startswith("test_")}
+        if f["steps"] == longest:
+            assert (l["test_loss"], l["test_acc"]) == (f["test_loss"], f["test_acc"])
+        else:
+            assert l["test_loss"] is None and l["test_acc"] is None and f["test_acc"] is not None
+
+
 def _search(loss_of, diverges=lambda value: False):
     """A grid search whose arms' val loss is ``loss_of(value)`` (two seeds, one budget) without training anything."""
     trained = []

@@ -7,7 +7,7 @@ The loop (the API the bench builds on): an :class:`Arm` is one lr setting with a
 ``successive_halving(arms, start, data, settings)`` trains them budget by budget, where
 ``start = starter(model_of, optim, settings)`` turns ``arm.lrs`` (seed -> lr) into one
 :class:`SeedRuns` -- all seeds of the arm as one stacked model (``vmap(functional_call)``: one
-batched matmul over seeds per layer; per-seed batch orders, lrs and divergence; one fused
+batched matmul over seeds per layer; per-seed batch orders, lrs and divergence; one
 ``torch.optim`` step per lr for all live seeds) that equals the per-seed :class:`Run` loop to float
 tolerance. ``initialized`` builds a seed's model, ``budget_steps`` the step counts, and
 :class:`GridSearch` extends a search whose selection sits on a grid edge and refines it around
@@ -17,7 +17,8 @@ Every run is a plain torch loop (no Lightning, no process per run) over the mode
 ``conf/experiment/pipeline.yaml``, the init registry (``conf/init``) and the optimizer configs
 (``conf/optim``) on ``params.yaml`` ``device`` (auto: CUDA when present): minibatch steps on the
 prepared train split, shuffled by the seed, evaluated (loss / accuracy on a fixed train subset, on
-val and on test) at every budget of ``budgets`` (epochs of the train split). The split is fixed (the
+val and on test) at every budget of ``budgets`` (epochs of the train split; the depth study, where nothing
+reads test before the longest budget, evaluates test there only). The split is fixed (the
 prepared file of the first seed); a seed sets the init and the batch order, drawn on the CPU so a
 run is the same batch sequence on every device.
 
@@ -169,8 +170,9 @@ class SeedRuns:
         while self.steps < steps and not bool(self.diverged.all()):
             idx = torch.stack([next(it) for it in self.indices]).to(y.device)
             leaves = {k: p.requires_grad_(True) for k, p in self.params.items()}
-            out = self.forward(leaves, x[idx])
-            losses = F.cross_entropy(out.flatten(0, 1), y[idx].flatten(), reduction="none").view(idx.shape).mean(dim=1)
+            flat = idx.flatten()  # index_select: 5x faster than x[idx] with a 2-D index on the CPU (0.1 vs 0.56 ms)
+            out = self.forward(leaves, x.index_select(0, flat).view(*idx.shape, *x.shape[1:]))
+            losses = F.cross_entropy(out.flatten(0, 1), y.index_select(0, flat), reduction="none").view(idx.shape).mean(dim=1)
             value = losses.detach()
             self.first_loss = torch.where(self.first_loss.isnan(), value, self.first_loss)
             alive = ~self.diverged
@@ -193,26 +195,29 @@ class SeedRuns:
             correct += (out.argmax(dim=2) == ys).sum(dim=1)
         return loss / len(y), correct / len(y)
 
-    def record(self, data: Any, eval_samples: int) -> list[Row]:
+    def record(self, data: Any, eval_samples: int, test: bool = True) -> list[Row]:
         """Per seed, where the run stands (as :meth:`Run.record`): first / max minibatch loss, train (first
-        ``eval_samples``), val and test loss and accuracy (losses nan once diverged)."""
+        ``eval_samples``), val and (when ``test``; else None) test loss and accuracy (losses nan once diverged)."""
         diverged = self.diverged.tolist()
         rows = [{"diverged": d, "first_loss": f, "max_loss": m}
                 for d, f, m in zip(diverged, self.first_loss.tolist(), self.max_loss.tolist(), strict=True)]
-        for split, (xs, ys) in eval_splits(data, eval_samples).items():
+        for split, (xs, ys) in eval_splits(data, eval_samples, test).items():
             losses, accs = (v.tolist() for v in self.evaluate(xs, ys))
             for row, loss_value, acc, d in zip(rows, losses, accs, diverged, strict=True):
                 row[f"{split}_loss"] = loss_value if math.isfinite(loss_value) and not d else math.nan
                 row[f"{split}_acc"] = acc
+        if not test:
+            for row in rows:
+                row.update(test_loss=None, test_acc=None)
         for row in rows:
             row["first_loss"] = None if math.isnan(row["first_loss"]) else row["first_loss"]
         return rows
 
 
-def eval_splits(data: Any, eval_samples: int) -> dict[str, Batch]:
-    """What a run is evaluated on at a budget: the first ``eval_samples`` train samples, val and test."""
-    return {"train": (data.train.x[:eval_samples], data.train.y[:eval_samples]), "val": (data.val.x, data.val.y),
-            "test": (data.test.x, data.test.y)}
+def eval_splits(data: Any, eval_samples: int, test: bool = True) -> dict[str, Batch]:
+    """What a run is evaluated on at a budget: the first ``eval_samples`` train samples, val and (when ``test``) test."""
+    splits = {"train": (data.train.x[:eval_samples], data.train.y[:eval_samples]), "val": (data.val.x, data.val.y)}
+    return splits | ({"test": (data.test.x, data.test.y)} if test else {})
 
 
 def gradient_layout(stacked: Tensor) -> Tensor:
@@ -304,10 +309,12 @@ class Arm:
     runs: Any = None
 
 
-def successive_halving(arms: list[Arm], start: Callable[[dict[int, float]], Any], data: Any, settings: dict) -> list[Row]:
+def successive_halving(arms: list[Arm], start: Callable[[dict[int, float]], Any], data: Any, settings: dict,
+                       test_every_budget: bool = True) -> list[Row]:
     """Every arm (all its seeds at once: ``start(arm.lrs)``, a :class:`SeedRuns`) to the first budget; then only the
     best ceil(n / eta) ranked arms (at least ``min_keep``; mean val loss over seeds, a diverged run counts as inf) and
-    every unranked arm go on to the next budget. One row per arm, seed and budget reached."""
+    every unranked arm go on to the next budget. One row per arm, seed and budget reached; test is evaluated at the
+    longest budget only unless ``test_every_budget`` (the lr study's budget figure and budget checks read it)."""
     budgets = budget_steps(settings, len(data.train.y))
     per_epoch = steps_per_epoch(len(data.train.y), settings["batch_size"])
     rows, alive = [], list(arms)
@@ -317,7 +324,7 @@ def successive_halving(arms: list[Arm], start: Callable[[dict[int, float]], Any]
             if arm.runs is None:
                 arm.runs = start(arm.lrs)
             arm.runs.advance(data.train.x, data.train.y, steps)
-            records = arm.runs.record(data, settings["eval_samples"])
+            records = arm.runs.record(data, settings["eval_samples"], test_every_budget or k + 1 == len(budgets))
             rows += [arm.labels | {"seed": seed, "lr": lr, "epochs": steps / per_epoch, "steps": steps} | record
                      for (seed, lr), record in zip(arm.lrs.items(), records, strict=True)]
             scores[id(arm)] = statistics.fmean(tables.loss_or_inf(r["val_loss"]) for r in records)
@@ -565,11 +572,11 @@ def depth_search(task: tuple) -> list[Row]:
     arms = [Arm(labels | {"c": c, "grid_pass": "grid"}, dict.fromkeys(seeds, c / lambda_0)) for c in settings["lr_factors"]]
     models = {seed: initialized(init, seed, init_batch(batch, settings), overrides, params["data"]) for seed in seeds}
     start = starter(lambda seed: copy.deepcopy(models[seed]), settings["optim"], settings | {"n_train": len(data.train.y)})
-    rows = successive_halving(arms, start, data, settings)
+    rows = successive_halving(arms, start, data, settings, test_every_budget=False)
 
     def train(c: float, grid_pass: str) -> list[Row]:
         return successive_halving([Arm(labels | {"c": c, "grid_pass": grid_pass}, dict.fromkeys(seeds, c / lambda_0))], start, data,
-                                  settings)
+                                  settings, test_every_budget=False)
 
     search = GridSearch("c", train, grid_ratio(settings["lr_factors"]))
     edge = search.extend(rows, list(settings["lr_factors"]), settings["edge_extensions"])
