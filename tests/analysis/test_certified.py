@@ -115,7 +115,7 @@ def test_lanczos_loops_sync_only_at_their_checks(monkeypatch: pytest.MonkeyPatch
     operator = DatasetOperator(CurvatureProblem(model, CE, (x, y), batch_size=10, max_device_bytes=budget))
     start = rademacher_probes(2, operator.dim, 0, operator.dtype, operator.device)
     syncs = Syncs()
-    with syncs.counting(monkeypatch):
+    with syncs.counting(monkeypatch):  # the accelerator schedule (the default off the CPU: every 4 block steps)
         run = block_lanczos(operator.rows, start, 40, tol=1e-300, check_every=4)  # never met: 10 checks
     assert not run.converged and run.tridiagonal.steps == 80
     assert syncs.count == 10  # one per check: block steps 4, 8, ..., 40
@@ -124,6 +124,28 @@ def test_lanczos_loops_sync_only_at_their_checks(monkeypatch: pytest.MonkeyPatch
         lanczos(operator.rows, start, 30)  # SLQ: no checks, no syncs
         lanczos(operator.rows, start, 30, tol=1e-300, check_every=5)
     assert syncs.count == 6
+
+
+def test_the_cpu_schedule_checks_every_step_and_agrees_with_the_accelerator_schedule() -> None:
+    """On the CPU (host reads free) a block Lanczos checks every block step by default: it stops at the first block
+    step its pairs meet tol (no later than the accelerator's checks every 4 steps), its basis stays orthonormal, and
+    lambda_max / lambda_min agree with that schedule and with the dense Hessian."""
+    model = tiny_mlp("tanh", seed=56)
+    x, y = classification_batch(n=30, seed=57)
+    operator = DatasetOperator(CurvatureProblem(model, CE, (x, y), batch_size=10))
+    start = rademacher_probes(2, operator.dim, 0, operator.dtype, operator.device)
+    cpu = block_lanczos(operator.rows, start, 60, tol=1e-4, n_top=1, n_bottom=1)
+    accelerator = block_lanczos(operator.rows, start, 60, tol=1e-4, n_top=1, n_bottom=1, check_every=4)
+    assert cpu.converged and accelerator.converged and cpu.tridiagonal.steps <= accelerator.tridiagonal.steps
+    one_step_less = block_lanczos(operator.rows, start, cpu.tridiagonal.steps // 2 - 1, tol=1e-4, n_top=1, n_bottom=1)
+    assert not one_step_less.converged  # the CPU run stopped at the first block step where its pairs met tol
+    gram = cpu.basis @ cpu.basis.T
+    torch.testing.assert_close(gram, torch.eye(len(gram), dtype=gram.dtype), atol=1e-5, rtol=0)
+    exact = torch.linalg.eigvalsh(dense_hessian(model, CE, x, y).double())
+    for run in (cpu, accelerator):
+        top, bottom = run.pairs(1, 1)
+        assert abs(top.values[0].item() - exact[-1].item()) <= 1e-3 * exact.abs().max().item()
+        assert abs(bottom.values[0].item() - exact[0].item()) <= 1e-3 * exact.abs().max().item()
 
 
 def test_chunks_and_graphs_stay_on_the_device_within_the_budget() -> None:

@@ -231,7 +231,7 @@ def test_warm_start_needs_fewer_products() -> None:
     assert warm.settings["warm_start"] and not cold.settings["warm_start"]
     exact = torch.linalg.eigh(dense_hessian(model, CE, x, y)).eigenvectors[:, -2:]
     exact_start = record(model, CE, x, y, tol=1e-8, v0=exact, check=False)
-    assert exact_start.n_products == 3 * 4  # eigenvectors span an invariant subspace: done at the first check
+    assert exact_start.n_products == 3  # eigenvectors span an invariant subspace: done at the first check (each block step on the CPU)
 
 
 def test_float64_option_works_on_a_copy() -> None:

@@ -39,7 +39,7 @@ def holm_by_hand(p: list[float]) -> list[float]:
 
 def values_of(table: dict[str, list[float]], key=KEY, activation="relu") -> dict:
     """Plain (not grid-valued) samples: each seed's value is where its true value lies."""
-    return {(activation, init, key): {s: (x, x, x) for s, x in enumerate(xs, start=1)} for init, xs in table.items()}
+    return {(activation, init, key): {s: (x, x) for s, x in enumerate(xs, start=1)} for init, xs in table.items()}
 
 
 LR_GRID = [0.01, 0.0316, 0.1, 0.316, 1.0]

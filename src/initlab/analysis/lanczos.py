@@ -239,7 +239,7 @@ def block_lanczos(
     n_top: int = 1,
     n_bottom: int = 0,
     min_steps: int = 0,
-    check_every: int = 4,
+    check_every: int | None = None,
     seed: int = 0,
 ) -> BlockLanczosRun:
     """Block Lanczos (Golub-Underwood) from the b rows of ``start`` [b, dim], full reorthogonalization.
@@ -249,14 +249,17 @@ def block_lanczos(
     rows, one graph pass per block). With ``tol`` the run stops after at least ``min_steps`` block
     steps once the n_top + 1 largest and n_bottom + 1 smallest Ritz pairs (the extra one: an
     eigenvalue above the reported ones would show as an unconverged neighbour) have residual
-    ||B_next s_last|| <= tol * max|theta|, checked every ``check_every`` block steps (the loop's
-    only host syncs). Rank-deficient blocks continue from random vectors orthogonal to the basis.
-    At most min(max_steps, dim // b) block steps.
+    ||B_next s_last|| <= tol * max|theta|, checked every ``check_every`` block steps: the loop's only host
+    syncs. By default every block step on the CPU, where a host read costs nothing and stopping up to 3 block steps
+    sooner saves the costliest steps (the reorthogonalization grows with the basis: a depth-16 lambda_max took 25%
+    less CPU time), every 4 block steps on an accelerator. Rank-deficient blocks continue from random vectors
+    orthogonal to the basis. At most min(max_steps, dim // b) block steps.
     """
     b, dim = start.shape
     dtype, device = start.dtype, start.device
     eps = torch.finfo(dtype).eps
     max_steps = max(1, min(max_steps, dim // b))
+    check_every = check_every or (1 if device.type == "cpu" else 4)
     basis = torch.empty((min(max_steps, 16) + 1) * b, dim, dtype=dtype, device=device)
     random_rows = torch.randn(start.shape, generator=torch.Generator(device=device).manual_seed(seed), dtype=dtype, device=device)
     first, r0 = _orthonormal_rows(start, random_rows, 10 * eps * torch.linalg.vector_norm(start, dim=1).amax())

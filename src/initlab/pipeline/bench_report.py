@@ -25,11 +25,12 @@ from typing import Any
 
 from initlab.pipeline.bench import AT_INIT, bench_file
 from initlab.pipeline.common import load_params, read_csv, stage_parser, write_csv
+from initlab.pipeline.grid_edges import next_grid_value
 from initlab.stats import Interval, bracketed_interval, holm, region_p_values
 
 Row = dict[str, Any]
 Key = tuple  # (quantity, depth, optim, setting, epochs)
-Sample = tuple[float, float, float]  # a seed's value and where its true value lies: (value, low end, high end)
+Sample = tuple[float, float]  # a seed's value and the high end of where its true value lies: [value, high]
 Samples = dict[int, Sample]  # seed -> sample
 
 
@@ -73,10 +74,7 @@ def key_label(key: Key) -> str:
 def ends(value: float, grid: Sequence[float] | None) -> Sample:
     """Where a seed's true value lies: at ``value`` (no grid), or for a grid value from it up to the next grid value
     (inf past the grid's top; from 0 to the first grid value when none passed)."""
-    if grid is None or not math.isfinite(value):
-        return value, value, value
-    above = [g for g in sorted(grid) if g > value]
-    return value, value, (above[0] if above else math.inf)
+    return value, (value if grid is None or not math.isfinite(value) else next_grid_value(value, grid))
 
 
 def per_seed(rows: Sequence[Row], settings: dict) -> dict[tuple, Samples]:
@@ -93,16 +91,16 @@ def per_seed(rows: Sequence[Row], settings: dict) -> dict[tuple, Samples]:
 def estimate(samples: Samples) -> Interval:
     """Mean and 95% t interval over seeds (for a grid-valued quantity: from the grid values' low end to the next grid
     values' high end)."""
-    values, lows, highs = zip(*samples.values(), strict=True) if samples else ((), (), ())
-    return bracketed_interval(values, lows, highs)
+    values, highs = zip(*samples.values(), strict=True) if samples else ((), ())
+    return bracketed_interval(values, values, highs)
 
 
 def difference(a: Samples, b: Samples) -> tuple[Interval, float]:
-    """a - b paired by seed (the seeds both have): its interval (a grid value's ends: [a_low - b_high, a_high - b_low])
+    """a - b paired by seed (the seeds both have): its interval (a grid value's ends: [a - b_high, a_high - b])
     and the two-sided p-value of 'differs from 0'."""
     seeds = sorted(a.keys() & b.keys())
     points = [a[s][0] - b[s][0] for s in seeds]
-    lows, highs = [a[s][1] - b[s][2] for s in seeds], [a[s][2] - b[s][1] for s in seeds]
+    lows, highs = [a[s][0] - b[s][1] for s in seeds], [a[s][1] - b[s][0] for s in seeds]
     iv = bracketed_interval(points, lows, highs)
     return iv, (region_p_values(lows, highs, 0.0, 0.0)[1] if iv.n >= 2 else 1.0)
 

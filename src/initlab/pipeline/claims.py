@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from initlab.init import spectral_std
-from initlab.pipeline.grid_edges import edge_words, on_grid_edge
+from initlab.pipeline.grid_edges import edge_words, next_grid_value, on_grid_edge
 from initlab.pipeline.tables import Row, group_by, loss_or_inf, setting_runs
 from initlab.stats import (Interval, bracketed_interval, dkw_interval, dkw_p_values, finite, holm, mean_std,
                            min_detectable_difference, region_p_values)
